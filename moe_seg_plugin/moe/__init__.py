@@ -1,0 +1,13 @@
+"""The PatchConvMoE core: torch only, no OpenMMLab imports."""
+from .gates import ConvGAPGate, DoubleConvGAPGate, GAPLinearGate
+from .layer import PatchConvMoE
+from .losses import (MoEEntropyLoss, MoEImportanceLoss, MoELoadLoss,
+                     MoESwitchLoss, MoEZLoss)
+from .registry import BALANCE_LOSSES, GATES
+from .routing import RoutingRecord, top_k_route
+
+__all__ = [
+    'PatchConvMoE', 'GAPLinearGate', 'ConvGAPGate', 'DoubleConvGAPGate',
+    'MoEImportanceLoss', 'MoELoadLoss', 'MoESwitchLoss', 'MoEEntropyLoss',
+    'MoEZLoss', 'RoutingRecord', 'top_k_route', 'GATES', 'BALANCE_LOSSES'
+]

@@ -1,0 +1,103 @@
+"""Experts: copies of the replaced module, and how they run on windows."""
+import copy
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .geometry import Stage, conv_stages
+from .patches import PatchLayout
+
+EXPERT_INITS = ('random', 'copy')
+
+
+def reinitialise(module: nn.Module) -> nn.Module:
+    """Give ``module`` fresh weights, as a newly built one would have.
+
+    Every submodule with ``reset_parameters`` is reset first; then modules
+    whose own class defines ``init_weights`` (mmcv's ConvModule: Kaiming for
+    the conv, constant for the norm) apply it on top.
+    """
+    for sub in module.modules():
+        if hasattr(sub, 'reset_parameters'):
+            sub.reset_parameters()
+    for sub in module.modules():
+        if 'init_weights' in type(sub).__dict__:
+            sub.init_weights()
+    return module
+
+
+def perturb(module: nn.Module, scale: float,
+            generator: Optional[torch.Generator] = None) -> nn.Module:
+    """Add Gaussian noise of ``scale`` x each parameter's spread to it."""
+    if scale == 0:
+        return module
+    with torch.no_grad():
+        for param in module.parameters():
+            spread = (param.std(unbiased=False)
+                      if param.numel() > 1 else param.abs().mean())
+            noise = torch.randn(param.shape, generator=generator,
+                                dtype=param.dtype, device='cpu')
+            param.add_(noise.to(param.device) * scale * spread.clamp_min(1e-8))
+    return module
+
+
+def make_experts(module: nn.Module, count: int, init: str,
+                 init_noise: float) -> nn.ModuleList:
+    """``count`` copies of ``module``.
+
+    Args:
+        module (nn.Module): The replaced module.
+        count (int): Number of experts.
+        init (str): 'random' (independent fresh weights) or 'copy' (the
+            module's weights plus noise of ``init_noise`` relative size).
+        init_noise (float): Relative noise for 'copy'.
+
+    Returns:
+        nn.ModuleList: The experts.
+    """
+    experts = nn.ModuleList()
+    for _ in range(count):
+        expert = copy.deepcopy(module)
+        if init == 'random':
+            reinitialise(expert)
+        else:
+            perturb(expert, init_noise)
+        experts.append(expert)
+    return experts
+
+
+def run_expert(module: nn.Module, windows: Tensor, layout: PatchLayout,
+               cells: Tensor, stagewise: bool) -> Tensor:
+    """Expert outputs (P, C_out, ph, pw) for windows (P, C, Lh, Lw).
+
+    When a stage after the first reads zero padding (``stagewise``), the
+    windows run stage by stage and, before such a stage, positions outside
+    the dense intermediate map are zeroed, as the dense layer's padding
+    would be; otherwise the expert runs in one call.
+
+    Args:
+        module (nn.Module): The expert.
+        windows (Tensor): Its patches' windows.
+        layout (PatchLayout): Where the windows lie.
+        cells (Tensor): Grid cell (0 .. gh * gw - 1) of each window.
+        stagewise (bool): Run stage by stage with masking.
+
+    Returns:
+        Tensor: The patches' own outputs, halo cropped.
+    """
+    if not stagewise:
+        return layout.crop(module(windows))
+    out = windows
+    for index, stage in enumerate(conv_stages(module)):
+        if index > 0 and stage.pads:
+            mask = layout.stage_mask(index - 1, tuple(out.shape[2:]),
+                                     out.device, out.dtype)
+            out = out * mask.index_select(0, cells)
+        out = stage.module(out)
+    return layout.crop(out)
+
+
+def needs_stagewise(stages: Sequence[Stage]) -> bool:
+    """Whether a stage after the first reads zero padding."""
+    return any(stage.pads for stage in stages[1:])

@@ -1,0 +1,261 @@
+"""PatchConvMoE: a convolution replaced by patch-routed convolutional experts."""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from .experts import EXPERT_INITS, make_experts, needs_stagewise, run_expert
+from .geometry import ChainAxis, channels, conv_stages
+from .losses import MoELoadLoss
+from .patches import PatchLayout, axis_layout
+from .registry import BALANCE_LOSSES, GATES, ConfigLike
+from .routing import RoutingRecord, top_k_route
+
+_DEFAULT = object()
+DEFAULT_GRID = (3, 3)
+DEFAULT_GATE = dict(type='DoubleConvGAPGate')
+
+IntPair = Union[int, Sequence[int]]
+
+
+def _positive_pair(value: IntPair, key: str) -> Tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if (len(pair) != 2 or not all(isinstance(v, int) for v in pair)
+            or min(pair) < 1):
+        raise ValueError(f'{key} must be a positive int or a pair of '
+                         f'positive ints (rows, cols), got {value!r}')
+    return pair
+
+
+class PatchConvMoE(nn.Module):
+    """Patch-wise sparse mixture of convolutional experts.
+
+    The layer's output is cut into a grid of patches; a gate sends each
+    patch (its input window, with the halo the experts' receptive field
+    needs) to its ``top_k`` experts, each expert runs only on its patches,
+    and the weighted outputs are put back in place. The output has the shape
+    the replaced module's would have; with one expert and ``top_k=1`` it
+    equals the replaced module's output on the same weights.
+
+    Args:
+        module (nn.Module): The convolution to replace: ``nn.Conv2d``, mmcv
+            ``ConvModule`` / ``DepthwiseSeparableConvModule``, or an
+            ``nn.Sequential`` of those and pixel-wise layers.
+        num_experts (int): Routed experts N. Default: 8.
+        top_k (int): Experts per patch. Default: 2.
+        grid (int | tuple[int, int], optional): Patches per (rows, cols) of
+            the output. Default: (3, 3) unless ``patch_size`` is given.
+        patch_size (int | tuple[int, int], optional): Patch size in output
+            pixels instead of a grid. Give exactly one of the two.
+        gate (dict): Gate config, ``type`` one of GAPLinearGate,
+            ConvGAPGate, DoubleConvGAPGate. Default: DoubleConvGAPGate.
+        noisy_gating (bool): Noisy top-k in training. Default: False.
+        noise_std (float): Standard deviation of that noise. Default: 1.0.
+        balance_loss (dict | list[dict], optional): Balancing loss(es).
+        num_shared_experts (int): Experts applied to every patch and added
+            to its mixture with weight 1. Default: 0.
+        expert_init (str): 'random' (fresh independent weights) or 'copy'
+            (the module's weights plus noise: upcycling). Default: 'random'.
+        init_noise (float): Relative noise for 'copy'. Default: 0.01.
+    """
+
+    def __init__(self,
+                 module: nn.Module,
+                 num_experts: int = 8,
+                 top_k: int = 2,
+                 grid: Optional[IntPair] = _DEFAULT,
+                 patch_size: Optional[IntPair] = None,
+                 gate: ConfigLike = DEFAULT_GATE,
+                 noisy_gating: bool = False,
+                 noise_std: float = 1.0,
+                 balance_loss: Union[None, ConfigLike,
+                                     List[ConfigLike]] = None,
+                 num_shared_experts: int = 0,
+                 expert_init: str = 'random',
+                 init_noise: float = 0.01) -> None:
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise ValueError(f'module must be an nn.Module (the convolution '
+                             f'to replace), got {type(module).__name__}')
+        stages = conv_stages(module)
+        if not isinstance(num_experts, int) or num_experts < 1:
+            raise ValueError(
+                f'num_experts must be an int >= 1, got {num_experts!r}')
+        if not isinstance(top_k, int) or not 1 <= top_k <= num_experts:
+            raise ValueError(f'top_k must be an int from 1 to num_experts '
+                             f'({num_experts}), got {top_k!r}')
+        if grid is _DEFAULT:
+            grid = DEFAULT_GRID if patch_size is None else None
+        if (grid is None) == (patch_size is None):
+            raise ValueError(
+                'grid and patch_size: give exactly one of them (grid=(rows, '
+                f'cols) patches, or patch_size in pixels); got grid={grid!r}, '
+                f'patch_size={patch_size!r}')
+        self.grid = None if grid is None else _positive_pair(grid, 'grid')
+        self.patch_size = (None if patch_size is None else _positive_pair(
+            patch_size, 'patch_size'))
+        if not isinstance(num_shared_experts, int) or num_shared_experts < 0:
+            raise ValueError(f'num_shared_experts must be an int >= 0, got '
+                             f'{num_shared_experts!r}')
+        if expert_init not in EXPERT_INITS:
+            raise ValueError(f'expert_init must be one of {EXPERT_INITS}, '
+                             f'got {expert_init!r}')
+        if init_noise < 0:
+            raise ValueError(f'init_noise must be >= 0, got {init_noise!r}')
+        if noisy_gating and not noise_std > 0:
+            raise ValueError(
+                f'noise_std must be > 0 with noisy_gating, got {noise_std!r}')
+
+        self.num_experts = num_experts
+        self.top_k = top_k
+        self.noisy_gating = bool(noisy_gating)
+        self.noise_std = float(noise_std)
+        self.in_channels, self.out_channels = channels(stages)
+        self.rows = ChainAxis(tuple(s.rows for s in stages))
+        self.cols = ChainAxis(tuple(s.cols for s in stages))
+        self.stagewise = needs_stagewise(stages)
+
+        self.gate = GATES.build(
+            gate, 'gate', in_channels=self.in_channels,
+            num_experts=num_experts)
+        self.experts = make_experts(module, num_experts, expert_init,
+                                    init_noise)
+        self.shared_experts = make_experts(module, num_shared_experts,
+                                           expert_init, init_noise)
+        self.balance_losses = nn.ModuleList(
+            self._build_losses(balance_loss))
+
+        #: Send every patch to this expert with weight 1 (None: gated).
+        self.forced_expert: Optional[int] = None
+        #: The routing of the last forward pass.
+        self.last_routing: Optional[RoutingRecord] = None
+        self._layouts: Dict[Tuple[int, int], PatchLayout] = {}
+
+    def _build_losses(self, cfg) -> List[nn.Module]:
+        if cfg is None:
+            return []
+        cfgs = list(cfg) if isinstance(cfg, (list, tuple)) else [cfg]
+        losses = [BALANCE_LOSSES.build(c, 'balance_loss') for c in cfgs]
+        for loss in losses:
+            if isinstance(loss, MoELoadLoss) and not self.noisy_gating:
+                raise ValueError(
+                    'balance_loss: MoELoadLoss estimates the load of noisy '
+                    'top-k routing; set noisy_gating=True or use another '
+                    'loss (MoESwitchLoss, MoEImportanceLoss, ...)')
+        return losses
+
+    def layout(self, height: int, width: int) -> PatchLayout:
+        """The patch layout for an input of ``height`` x ``width`` pixels."""
+        key = (height, width)
+        if key not in self._layouts:
+            grid = self.grid or (None, None)
+            size = self.patch_size or (None, None)
+            self._layouts[key] = PatchLayout(
+                axis_layout(self.rows, height, grid[0], size[0], 'height'),
+                axis_layout(self.cols, width, grid[1], size[1], 'width'))
+        return self._layouts[key]
+
+    def route(self, logits: Tensor) -> RoutingRecord:
+        """Choose experts for gate logits (T, N)."""
+        forced = self.forced_expert
+        if forced is not None and not 0 <= forced < self.num_experts:
+            raise ValueError(f'forced_expert must be from 0 to '
+                             f'{self.num_experts - 1}, got {forced!r}')
+        noisy = self.noisy_gating and self.training
+        return top_k_route(logits, self.top_k,
+                           self.noise_std if noisy else None, forced)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the mixture to ``x`` (B, C, H, W).
+
+        Returns:
+            Tensor: What the replaced module would return, in shape.
+        """
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f'PatchConvMoE expects input (B, {self.in_channels}, H, W), '
+                f'got {tuple(x.shape)}')
+        batch = x.shape[0]
+        layout = self.layout(x.shape[2], x.shape[3])
+        windows = layout.extract(x)
+        core = layout.core_mask(x.device, x.dtype).repeat(batch, 1, 1, 1)
+        record = self.route(self.gate(windows, core))
+        record.grid = (batch, ) + layout.grid
+        record.row_starts = tuple(layout.rows.starts)
+        record.row_sizes = tuple(layout.rows.sizes)
+        record.col_starts = tuple(layout.cols.starts)
+        record.col_sizes = tuple(layout.cols.sizes)
+        record.out_size = layout.out_size
+        self.last_routing = record
+        mixed = self.dispatch(windows, record, layout)
+        return layout.assemble(mixed, batch)
+
+    def dispatch(self, windows: Tensor, record: RoutingRecord,
+                 layout: PatchLayout) -> Tensor:
+        """Run each expert on its patches only and mix the outputs.
+
+        Args:
+            windows (Tensor): All patch windows (T, C, Lh, Lw).
+            record (RoutingRecord): The routing of these patches.
+            layout (PatchLayout): Where the windows lie.
+
+        Returns:
+            Tensor: Mixed patch outputs (T, C_out, ph, pw).
+        """
+        total = windows.shape[0]
+        k = record.experts.shape[1]
+        flat_experts = record.experts.reshape(-1)
+        order = torch.argsort(flat_experts, stable=True)
+        patches = torch.arange(
+            total, device=windows.device).repeat_interleave(k)[order]
+        weights = record.weights.reshape(-1)[order]
+        # One host sync for all experts: the sizes of their batches.
+        counts = torch.bincount(
+            flat_experts, minlength=self.num_experts).tolist()
+        cells = patches % layout.cells
+        mixed = None
+        offset = 0
+        for expert, count in zip(self.experts, counts):
+            if count == 0:
+                continue
+            part = slice(offset, offset + count)
+            offset += count
+            index = patches[part]
+            out = run_expert(expert, windows.index_select(0, index), layout,
+                             cells[part], self.stagewise)
+            out = out * weights[part].to(out.dtype).view(-1, 1, 1, 1)
+            if mixed is None:
+                mixed = out.new_zeros((total, ) + out.shape[1:])
+            mixed = mixed.index_add(0, index, out)
+        if len(self.shared_experts):
+            all_cells = torch.arange(
+                total, device=windows.device) % layout.cells
+            for expert in self.shared_experts:
+                out = run_expert(expert, windows, layout, all_cells,
+                                 self.stagewise)
+                mixed = out if mixed is None else mixed + out
+        return mixed
+
+    def balance_loss(self) -> Dict[str, Tensor]:
+        """The balancing losses on the last forward pass's routing.
+
+        Returns:
+            dict[str, Tensor]: ``{loss_name: weighted loss}``; losses sharing
+            a name are summed. Empty if no loss is configured.
+        """
+        if not len(self.balance_losses):
+            return {}
+        if self.last_routing is None:
+            raise RuntimeError('PatchConvMoE.balance_loss() needs a forward '
+                               'pass first')
+        out: Dict[str, Tensor] = {}
+        for loss in self.balance_losses:
+            value = loss(self.last_routing)
+            out[loss.loss_name] = out.get(loss.loss_name, 0) + value
+        return out
+
+    def extra_repr(self) -> str:
+        split = (f'grid={self.grid}'
+                 if self.grid else f'patch_size={self.patch_size}')
+        return (f'num_experts={self.num_experts}, top_k={self.top_k}, '
+                f'{split}, num_shared_experts={len(self.shared_experts)}')

@@ -1,0 +1,86 @@
+"""Top-k routing and the record each forward pass leaves behind."""
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class RoutingRecord:
+    """What one forward pass of a PatchConvMoE layer decided.
+
+    T is the number of patches in the batch (B * gh * gw, image-major, then
+    grid rows), N the number of routed experts, k the experts per patch.
+
+    Attributes:
+        logits (Tensor): Gate logits (T, N), before noise.
+        probs (Tensor): softmax of ``logits`` (T, N).
+        experts (Tensor): Chosen experts (T, k), highest first.
+        weights (Tensor): Their mixing weights (T, k), each row sums to 1.
+        grid (tuple): (B, gh, gw).
+        top_k (int): Experts per patch (1 when an expert is forced).
+        noisy_logits (Tensor, optional): Logits plus noise, when noisy
+            top-k chose the experts.
+        noise_std (float, optional): Standard deviation of that noise.
+        row_starts, row_sizes, col_starts, col_sizes (tuple): Where each
+            grid cell lies in the layer's output, in pixels.
+        out_size (tuple): The layer's output size (Ho, Wo).
+    """
+    logits: Tensor
+    probs: Tensor
+    experts: Tensor
+    weights: Tensor
+    grid: Tuple[int, int, int]
+    top_k: int
+    noisy_logits: Optional[Tensor] = None
+    noise_std: Optional[float] = None
+    row_starts: Tuple[int, ...] = field(default_factory=tuple)
+    row_sizes: Tuple[int, ...] = field(default_factory=tuple)
+    col_starts: Tuple[int, ...] = field(default_factory=tuple)
+    col_sizes: Tuple[int, ...] = field(default_factory=tuple)
+    out_size: Tuple[int, int] = (0, 0)
+
+    @property
+    def num_experts(self) -> int:
+        return self.logits.shape[1]
+
+    @property
+    def num_patches(self) -> int:
+        return self.logits.shape[0]
+
+
+def top_k_route(logits: Tensor,
+                top_k: int,
+                noise_std: Optional[float] = None,
+                forced_expert: Optional[int] = None) -> RoutingRecord:
+    """Choose experts for every patch.
+
+    Args:
+        logits (Tensor): Gate logits (T, N).
+        top_k (int): Experts per patch.
+        noise_std (float, optional): If given, Gaussian noise of this
+            standard deviation is added before choosing (noisy top-k;
+            Shazeer et al. 2017); callers pass it only in training.
+        forced_expert (int, optional): Send every patch to this expert with
+            weight 1 (fixed-expert evaluation).
+
+    Returns:
+        RoutingRecord: The decision (grid and layout fields left empty).
+    """
+    probs = logits.softmax(dim=1)
+    if forced_expert is not None:
+        experts = torch.full((logits.shape[0], 1), forced_expert,
+                             dtype=torch.long, device=logits.device)
+        weights = torch.ones(logits.shape[0], 1, dtype=logits.dtype,
+                             device=logits.device)
+        return RoutingRecord(logits, probs, experts, weights, (0, 0, 0), 1)
+    noisy = None
+    scores = logits
+    if noise_std is not None:
+        noisy = logits + torch.randn_like(logits) * noise_std
+        scores = noisy
+    chosen, experts = scores.topk(top_k, dim=1)
+    weights = chosen.softmax(dim=1)
+    return RoutingRecord(logits, probs, experts, weights, (0, 0, 0), top_k,
+                         noisy_logits=noisy, noise_std=noise_std)

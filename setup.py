@@ -1,0 +1,48 @@
+"""Install script of moe_seg_plugin.
+
+All version pins of the project live here (``INSTALL_REQUIRES`` and ``EXTRAS``).
+Why each pin exists is said next to it; the README's Quick start installs
+``.[lite]`` (mmcv-lite, no compiled ops, installs in seconds) and the tests
+``.[lite,tests]``. Users who have or build full mmcv install ``.[full]``.
+"""
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    # torch 2.13.0 is the newest release these machines hold as a CPU wheel;
+    # a range that admits newer releases pulls a multi-GB CUDA build.
+    'torch>=2.1,<=2.13.0',
+    'mmengine==0.10.7',
+    'mmsegmentation==1.2.2',
+    # mmpretrain stays installed for its backbones' configs; its model zoo
+    # needs torchvision, so the plugin never imports mmpretrain.models.
+    'mmpretrain==1.2.0',
+    # mmseg.models imports mmseg's multimodal utilities unconditionally.
+    'ftfy>=6',
+    'regex',
+    # mmengine resolves ``mmseg::`` configs through pkg_resources, which
+    # setuptools 81 removed.
+    'setuptools>=61,<81',
+    'numpy',
+    'opencv-python',
+]
+
+EXTRAS = {
+    # mmsegmentation 1.2.2 refuses mmcv >= 2.2.0.
+    'lite': ['mmcv-lite>=2.0.0rc4,<2.2.0'],
+    'full': ['mmcv>=2.0.0rc4,<2.2.0'],
+    'tests': ['pytest>=7'],
+}
+
+setup(
+    name='moe_seg_plugin',
+    version='0.1.0',
+    description='Patch-wise sparse mixture-of-experts layers (PatchConvMoE) '
+    'for CNN semantic segmentation in MMSegmentation',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['moe_seg_plugin', 'moe_seg_plugin.*']),
+    python_requires='>=3.9',
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    license='Apache-2.0',
+)
