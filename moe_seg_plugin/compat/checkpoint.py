@@ -8,11 +8,38 @@ history_buffer.HistoryBuffer``. Instead of switching safe loading off, the
 classes MMEngine itself writes into a checkpoint's ``meta`` and
 ``message_hub`` (plus the numpy types those hold) are added to torch's
 allow-list; everything else is still refused.
+
+One entry needs care: a pickled ``HistoryBuffer`` keeps its statistics
+methods as ``getattr(HistoryBuffer, 'mean')`` and so on. Rather than allowing
+the builtin ``getattr`` (which would reach any attribute of any allowed
+object), the name ``builtins.getattr`` is mapped to
+:func:`history_buffer_getattr`, which hands out HistoryBuffer's public
+methods and refuses everything else.
 """
-from typing import List
+import pickle
+from typing import Any, List
 
 import numpy as np
 import torch
+
+
+def history_buffer_getattr(owner: Any, name: str) -> Any:
+    """``getattr`` limited to what MMEngine checkpoints ask of it.
+
+    Args:
+        owner: Must be ``mmengine.logging.HistoryBuffer``.
+        name (str): A public method of it (``'min'``, ``'mean'``, ...).
+
+    Returns:
+        The method.
+    """
+    from mmengine.logging import HistoryBuffer
+    if (owner is HistoryBuffer and not name.startswith('_')
+            and callable(getattr(HistoryBuffer, name, None))):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({owner!r}, {name!r}) while loading a checkpoint: '
+        'only HistoryBuffer statistics methods are allowed')
 
 
 def mmengine_checkpoint_globals() -> List[object]:
@@ -32,6 +59,7 @@ def mmengine_checkpoint_globals() -> List[object]:
         np.dtype,
         multiarray.multiarray._reconstruct,
         multiarray.multiarray.scalar,
+        (history_buffer_getattr, 'builtins.getattr'),
     ]
     # numpy >= 1.25 pickles dtypes by their own classes (Float64DType, ...).
     dtypes = getattr(np, 'dtypes', None)

@@ -42,7 +42,10 @@ class PatchConvMoE(nn.Module):
             ``ConvModule`` / ``DepthwiseSeparableConvModule``, or an
             ``nn.Sequential`` of those and pixel-wise layers.
         num_experts (int): Routed experts N. Default: 8.
-        top_k (int): Experts per patch. Default: 2.
+        top_k (int): Experts per patch. Default: 2. The chosen experts'
+            probabilities are renormalised to sum to 1, so with ``top_k=1``
+            the weight is always 1 and the gate learns from the balancing
+            losses alone.
         grid (int | tuple[int, int], optional): Patches per (rows, cols) of
             the output. Default: (3, 3) unless ``patch_size`` is given.
         patch_size (int | tuple[int, int], optional): Patch size in output

@@ -1,0 +1,90 @@
+"""Bad settings raise ValueError naming the key and what is allowed."""
+import pytest
+import torch
+from torch import nn
+
+from moe_seg_plugin.moe import PatchConvMoE
+
+
+def _conv():
+    return nn.Conv2d(4, 4, 3, padding=1)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(num_experts=4, top_k=5), r'top_k must be an int from 1 to '
+     r'num_experts \(4\)'),
+    (dict(num_experts=0, top_k=1), 'num_experts must be an int >= 1'),
+    (dict(top_k=0), 'top_k must be an int from 1'),
+    (dict(grid=(3, 3), patch_size=8), 'give exactly one of them'),
+    (dict(grid=None), 'give exactly one of them'),
+    (dict(grid=(0, 3)), 'grid must be a positive int'),
+    (dict(grid=(3, 3, 3)), 'grid must be a positive int'),
+    (dict(grid=None, patch_size=-4), 'patch_size must be a positive int'),
+    (dict(gate=dict(type='NoSuchGate')), r"gate: unknown gate type "
+     r"'NoSuchGate'; allowed: \['ConvGAPGate', 'DoubleConvGAPGate', "
+     r"'GAPLinearGate'\]"),
+    (dict(gate=dict(kernel_size=3)), 'gate must be a dict with a "type"'),
+    (dict(gate=dict(type='ConvGAPGate', kernel_size=2)),
+     'gate.kernel_size must be a positive odd'),
+    (dict(gate=dict(type='GAPLinearGate', bad_arg=1)),
+     'gate: cannot build GAPLinearGate'),
+    (dict(balance_loss=dict(type='NoSuchLoss')),
+     "balance_loss: unknown balancing loss type 'NoSuchLoss'; allowed: "
+     r"\['MoEEntropyLoss', 'MoEImportanceLoss', 'MoELoadLoss', "),
+    (dict(balance_loss=[dict(type='MoESwitchLoss'), 'Nope']),
+     "unknown balancing loss type 'Nope'"),
+    (dict(balance_loss=dict(type='MoELoadLoss')), 'set noisy_gating=True'),
+    (dict(noisy_gating=True, noise_std=0), 'noise_std must be > 0'),
+    (dict(num_shared_experts=-1), 'num_shared_experts must be an int >= 0'),
+    (dict(expert_init='zeros'), r"expert_init must be one of \('random', "
+     r"'copy'\)"),
+])
+def test_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PatchConvMoE(_conv(), **kwargs)
+
+
+@pytest.mark.parametrize('module,match', [
+    (nn.Linear(4, 4), 'module: module is a Linear, which is not conv-like'),
+    (nn.Sequential(nn.Conv2d(4, 4, 3), nn.MaxPool2d(2)),
+     r'module: module.1 is a MaxPool2d'),
+    (nn.Conv2d(4, 4, 3, padding=1, padding_mode='reflect'),
+     "padding_mode='zeros' only"),
+    (nn.Sequential(nn.Conv2d(4, 4, 1), nn.GroupNorm(2, 4)),
+     'module.1 is a GroupNorm'),
+    (nn.Sequential(), 'empty nn.Sequential'),
+    ('conv', 'module must be an nn.Module'),
+])
+def test_replaced_module_must_be_conv_like(module, match):
+    with pytest.raises(ValueError, match=match):
+        PatchConvMoE(module)
+
+
+def test_conv_module_with_group_norm_is_refused():
+    from mmcv.cnn import ConvModule
+    conv = ConvModule(4, 8, 3, padding=1,
+                      norm_cfg=dict(type='GN', num_groups=2))
+    with pytest.raises(ValueError, match='uses GroupNorm'):
+        PatchConvMoE(conv)
+
+
+def test_grid_larger_than_feature_map():
+    moe = PatchConvMoE(_conv(), grid=(4, 4))
+    moe(torch.randn(1, 4, 4, 8))
+    with pytest.raises(ValueError,
+                       match=r"grid: 4 patches along the height do not fit "
+                       r"the layer's output height of 3 pixels"):
+        moe(torch.randn(1, 4, 3, 8))
+
+
+def test_wrong_input_channels():
+    moe = PatchConvMoE(_conv())
+    with pytest.raises(ValueError, match=r'expects input \(B, 4, H, W\)'):
+        moe(torch.randn(1, 3, 8, 8))
+
+
+def test_forced_expert_out_of_range():
+    moe = PatchConvMoE(_conv(), num_experts=3, top_k=1)
+    moe.forced_expert = 3
+    with pytest.raises(ValueError, match='forced_expert must be from 0 to 2'):
+        moe(torch.randn(1, 4, 8, 8))

@@ -1,0 +1,116 @@
+"""Top-k routing and sparse dispatch: weights, patch counts, gradients."""
+import pytest
+import torch
+from mmcv.cnn import ConvModule
+from torch import nn
+
+from moe_seg_plugin.moe import PatchConvMoE, top_k_route
+
+
+def _moe(**kwargs) -> PatchConvMoE:
+    conv = ConvModule(6, 8, 3, padding=1, norm_cfg=dict(type='BN'))
+    kwargs.setdefault('num_experts', 6)
+    kwargs.setdefault('top_k', 2)
+    return PatchConvMoE(conv, **kwargs)
+
+
+def test_weights_are_renormalised_chosen_probabilities():
+    logits = torch.randn(50, 6)
+    record = top_k_route(logits, 3)
+    torch.testing.assert_close(record.weights.sum(1), torch.ones(50))
+    chosen = record.probs.gather(1, record.experts)
+    torch.testing.assert_close(record.weights,
+                               chosen / chosen.sum(1, keepdim=True))
+    # The chosen experts are the highest-probability ones, best first.
+    assert torch.equal(record.experts, logits.topk(3, dim=1).indices)
+
+
+def test_noise_only_in_training():
+    moe = _moe(noisy_gating=True, noise_std=5.0)
+    x = torch.randn(2, 6, 24, 24)
+    moe.train()
+    moe(x)
+    assert moe.last_routing.noisy_logits is not None
+    noisy_choice = moe.last_routing.experts
+    assert not torch.equal(noisy_choice,
+                           moe.last_routing.logits.topk(2, 1).indices)
+    moe.eval()
+    moe(x)
+    record = moe.last_routing
+    assert record.noisy_logits is None
+    assert torch.equal(record.experts, record.logits.topk(2, 1).indices)
+
+
+class _CountingConv(nn.Conv2d):
+    """A conv that counts the patches it is run on."""
+
+    def forward(self, x):
+        self.seen = getattr(self, 'seen', 0) + x.shape[0]
+        return super().forward(x)
+
+
+@pytest.mark.parametrize('top_k,shared', [(1, 0), (2, 0), (3, 2)])
+def test_each_expert_runs_on_its_patches_only(top_k, shared):
+    conv = _CountingConv(4, 5, 3, padding=1)
+    moe = PatchConvMoE(conv, num_experts=5, top_k=top_k, grid=(3, 4),
+                       num_shared_experts=shared,
+                       gate=dict(type='ConvGAPGate'))
+    x = torch.randn(3, 4, 30, 41)
+    out = moe(x)
+    assert out.shape == (3, 5, 30, 41)
+    record = moe.last_routing
+    patches = 3 * 3 * 4
+    assert record.grid == (3, 3, 4)
+    assert record.experts.shape == (patches, top_k)
+    per_expert = torch.bincount(record.experts.flatten(), minlength=5)
+    seen = [getattr(e, 'seen', 0) for e in moe.experts]
+    assert seen == per_expert.tolist()
+    shared_seen = [getattr(e, 'seen', 0) for e in moe.shared_experts]
+    assert shared_seen == [patches] * shared
+    assert sum(seen) + sum(shared_seen) == top_k * patches + shared * patches
+
+
+def test_gradients_reach_gate_and_only_chosen_experts():
+    moe = _moe(num_experts=8, top_k=2, grid=(1, 2))
+    moe.train()
+    x = torch.randn(1, 6, 16, 16)
+    moe(x).square().mean().backward()
+    chosen = set(moe.last_routing.experts.flatten().tolist())
+    assert len(chosen) <= 4 < 8
+    for index, expert in enumerate(moe.experts):
+        grads = [p.grad for p in expert.parameters()]
+        if index in chosen:
+            assert all(g is not None and g.abs().sum() > 0 for g in grads)
+        else:
+            assert all(g is None for g in grads)
+    gate_grads = [p.grad for p in moe.gate.parameters()]
+    assert all(g is not None for g in gate_grads)
+    assert sum(g.abs().sum() for g in gate_grads) > 0
+
+
+def test_balance_loss_gradient_reaches_gate():
+    moe = _moe(balance_loss=[dict(type='MoESwitchLoss'),
+                             dict(type='MoEZLoss', loss_weight=0.1)])
+    moe(torch.randn(2, 6, 20, 20))
+    losses = moe.balance_loss()
+    assert set(losses) == {'loss_moe_switch', 'loss_moe_z'}
+    sum(losses.values()).backward()
+    assert moe.gate.convs[0].weight.grad.abs().sum() > 0
+
+
+def test_routing_record_describes_the_grid():
+    moe = _moe(grid=(2, 3))
+    moe.eval()
+    moe(torch.randn(2, 6, 11, 20))
+    record = moe.last_routing
+    assert record.grid == (2, 2, 3)
+    assert record.row_starts == (0, 6) and record.row_sizes == (6, 5)
+    assert record.col_starts == (0, 7, 14) and record.col_sizes == (7, 7, 6)
+    assert record.out_size == (11, 20)
+    assert record.logits.shape == record.probs.shape == (12, 6)
+
+
+def test_moves_with_the_module_dtype():
+    moe = _moe().double().eval()
+    out = moe(torch.randn(1, 6, 13, 14, dtype=torch.float64))
+    assert out.dtype == torch.float64
