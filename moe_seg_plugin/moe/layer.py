@@ -14,6 +14,7 @@ from .routing import RoutingRecord, top_k_route
 _DEFAULT = object()
 DEFAULT_GRID = (3, 3)
 DEFAULT_GATE = dict(type='DoubleConvGAPGate')
+MAX_CACHED_LAYOUTS = 32
 
 IntPair = Union[int, Sequence[int]]
 
@@ -150,13 +151,17 @@ class PatchConvMoE(nn.Module):
     def layout(self, height: int, width: int) -> PatchLayout:
         """The patch layout for an input of ``height`` x ``width`` pixels."""
         key = (height, width)
-        if key not in self._layouts:
+        layout = self._layouts.pop(key, None)
+        if layout is None:
             grid = self.grid or (None, None)
             size = self.patch_size or (None, None)
-            self._layouts[key] = PatchLayout(
+            layout = PatchLayout(
                 axis_layout(self.rows, height, grid[0], size[0], 'height'),
                 axis_layout(self.cols, width, grid[1], size[1], 'width'))
-        return self._layouts[key]
+            if len(self._layouts) >= MAX_CACHED_LAYOUTS:
+                self._layouts.pop(next(iter(self._layouts)))
+        self._layouts[key] = layout  # most recently used last
+        return layout
 
     def route(self, logits: Tensor) -> RoutingRecord:
         """Choose experts for gate logits (T, N)."""
@@ -229,7 +234,7 @@ class PatchConvMoE(nn.Module):
             out = out * weights[part].to(out.dtype).view(-1, 1, 1, 1)
             if mixed is None:
                 mixed = out.new_zeros((total, ) + out.shape[1:])
-            mixed = mixed.index_add(0, index, out)
+            mixed.index_add_(0, index, out)
         if len(self.shared_experts):
             all_cells = torch.arange(
                 total, device=windows.device) % layout.cells

@@ -59,12 +59,9 @@ class AxisLayout:
     def count(self) -> int:
         return len(self.starts)
 
-    def window_index(self) -> List[int]:
-        """Padded-input pixel of every window position, patch by patch."""
-        return [
-            start + self.pad_before + t for start in self.window_starts
-            for t in range(self.window)
-        ]
+    def padded_window_starts(self) -> List[int]:
+        """Start of each window in the zero-padded input."""
+        return [start + self.pad_before for start in self.window_starts]
 
     def core_mask(self) -> List[List[float]]:
         """1 where a window position is a real pixel its patch owns."""
@@ -91,12 +88,6 @@ class AxisLayout:
             for t in range(length)
         ] for start in self.window_starts]
 
-    def assemble_index(self) -> List[int]:
-        """For every output pixel, its place in the stacked patches."""
-        return [
-            i * self.patch + t for i, size in enumerate(self.sizes)
-            for t in range(size)
-        ]
 
 
 def split_axis(out_size: int, grid: Optional[int],
@@ -200,11 +191,6 @@ class PatchLayout:
             self._cache[key] = tensor
         return tensor
 
-    def _index(self, name: str, values: List[int],
-               device: torch.device) -> Tensor:
-        return self._cached((name, device), lambda: torch.tensor(
-            values, dtype=torch.long, device=device))
-
     def _mask(self, key: tuple, row_values, col_values, device: torch.device,
               dtype: torch.dtype) -> Tensor:
 
@@ -218,17 +204,15 @@ class PatchLayout:
 
     def extract(self, x: Tensor) -> Tensor:
         """Cut ``x`` (B, C, H, W) into windows (B * gh * gw, C, Lh, Lw)."""
-        batch, chans = x.shape[:2]
         r, c = self.rows, self.cols
         padded = F.pad(x, (c.pad_before, c.pad_after, r.pad_before,
                            r.pad_after))
-        out = padded.index_select(
-            2, self._index('rows', r.window_index(), x.device))
-        out = out.index_select(
-            3, self._index('cols', c.window_index(), x.device))
-        out = out.view(batch, chans, r.count, r.window, c.count, c.window)
-        return out.permute(0, 2, 4, 1, 3, 5).reshape(
-            batch * self.cells, chans, r.window, c.window)
+        pieces = [
+            padded[:, :, top:top + r.window, left:left + c.window]
+            for top in r.padded_window_starts()
+            for left in c.padded_window_starts()
+        ]
+        return torch.stack(pieces, dim=1).flatten(0, 1)
 
     def core_mask(self, device: torch.device, dtype: torch.dtype) -> Tensor:
         """(gh * gw, 1, Lh, Lw): 1 on the real pixels each patch owns."""
@@ -252,12 +236,11 @@ class PatchLayout:
     def assemble(self, patches: Tensor, batch: int) -> Tensor:
         """Put patches (B * gh * gw, C, ph, pw) back into (B, C, Ho, Wo)."""
         r, c = self.rows, self.cols
-        chans = patches.shape[1]
-        out = patches.view(batch, r.count, c.count, chans, r.patch, c.patch)
-        out = out.permute(0, 3, 1, 4, 2, 5).reshape(batch, chans,
-                                                    r.count * r.patch,
-                                                    c.count * c.patch)
-        out = out.index_select(
-            2, self._index('out_rows', r.assemble_index(), patches.device))
-        return out.index_select(
-            3, self._index('out_cols', c.assemble_index(), patches.device))
+        cells = patches.view(batch, r.count, c.count, *patches.shape[1:])
+        rows = [
+            torch.cat([
+                cells[:, i, j, :, :r.sizes[i], :c.sizes[j]]
+                for j in range(c.count)
+            ], dim=3) for i in range(r.count)
+        ]
+        return torch.cat(rows, dim=2)
