@@ -5,7 +5,11 @@ Why each pin exists is said next to it; the README's Quick start installs
 ``.[lite]`` (mmcv-lite, no compiled ops, installs in seconds) and the tests
 ``.[lite,tests]``. Users who have or build full mmcv install ``.[full]``.
 """
+import os
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 INSTALL_REQUIRES = [
     # torch 2.13.0 is the newest release these machines hold as a CPU wheel;
@@ -33,6 +37,21 @@ EXTRAS = {
     'tests': ['pytest>=7'],
 }
 
+
+class BuildPyWithConfigs(build_py):
+    """Ships configs/ inside the package as .mim/configs (as MMSeg does), so
+    ``moe_seg_plugin::`` configs resolve from a non-editable install too; an
+    editable install reads them from the checkout."""
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return
+        target = os.path.join(self.build_lib, 'moe_seg_plugin', '.mim',
+                              'configs')
+        shutil.copytree('configs', target, dirs_exist_ok=True)
+
+
 setup(
     name='moe_seg_plugin',
     version='0.1.0',
@@ -45,4 +64,5 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     license='Apache-2.0',
+    cmdclass={'build_py': BuildPyWithConfigs},
 )

@@ -4,10 +4,19 @@ Importing the package (``custom_imports=dict(imports=['moe_seg_plugin'])``
 in a config) makes the OpenMMLab stack usable as pinned in setup.py and
 registers the plugin's modules into MMSeg's registries.
 """
-from .compat import allow_mmengine_checkpoints, install_mmcv_ops_fallback
+import warnings
+
+# setuptools < 81 is pinned on purpose (MMEngine resolves configs through
+# pkg_resources); its deprecation notice is noise for users.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+from .compat import (  # noqa: E402
+    allow_mmengine_checkpoints, install_mmcv_ops_fallback,
+    register_config_scope)
 
 install_mmcv_ops_fallback()
 allow_mmengine_checkpoints()
+register_config_scope()
 
 from . import models  # noqa: E402,F401  (registers into mmseg.registry)
 from .moe import PatchConvMoE  # noqa: E402

@@ -5,9 +5,11 @@ from .losses import (MoEEntropyLoss, MoEImportanceLoss, MoELoadLoss,
                      MoESwitchLoss, MoEZLoss)
 from .registry import BALANCE_LOSSES, GATES
 from .routing import RoutingRecord, top_k_route
+from .statistics import expert_usage, normalised_entropy, routing_health
 
 __all__ = [
     'PatchConvMoE', 'GAPLinearGate', 'ConvGAPGate', 'DoubleConvGAPGate',
     'MoEImportanceLoss', 'MoELoadLoss', 'MoESwitchLoss', 'MoEEntropyLoss',
-    'MoEZLoss', 'RoutingRecord', 'top_k_route', 'GATES', 'BALANCE_LOSSES'
+    'MoEZLoss', 'RoutingRecord', 'top_k_route', 'GATES', 'BALANCE_LOSSES',
+    'expert_usage', 'normalised_entropy', 'routing_health'
 ]

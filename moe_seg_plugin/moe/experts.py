@@ -1,6 +1,6 @@
 """Experts: copies of the replaced module, and how they run on windows."""
 import copy
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -27,18 +27,22 @@ def reinitialise(module: nn.Module) -> nn.Module:
     return module
 
 
-def perturb(module: nn.Module, scale: float,
-            generator: Optional[torch.Generator] = None) -> nn.Module:
-    """Add Gaussian noise of ``scale`` x each parameter's spread to it."""
+@torch.no_grad()
+def add_relative_noise(tensor: Tensor, scale: float) -> Tensor:
+    """Add, in place, Gaussian noise of ``scale`` x the tensor's spread."""
     if scale == 0:
-        return module
-    with torch.no_grad():
-        for param in module.parameters():
-            spread = (param.std(unbiased=False)
-                      if param.numel() > 1 else param.abs().mean())
-            noise = torch.randn(param.shape, generator=generator,
-                                dtype=param.dtype, device='cpu')
-            param.add_(noise.to(param.device) * scale * spread.clamp_min(1e-8))
+        return tensor
+    spread = (tensor.std(unbiased=False)
+              if tensor.numel() > 1 else tensor.abs().mean())
+    noise = torch.randn(tensor.shape, dtype=tensor.dtype)
+    return tensor.add_(noise.to(tensor.device) * scale *
+                       spread.clamp_min(1e-8))
+
+
+def perturb(module: nn.Module, scale: float) -> nn.Module:
+    """Add relative noise of ``scale`` to every parameter of ``module``."""
+    for param in module.parameters():
+        add_relative_noise(param.data, scale)
     return module
 
 

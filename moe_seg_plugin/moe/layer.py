@@ -1,10 +1,12 @@
 """PatchConvMoE: a convolution replaced by patch-routed convolutional experts."""
+import logging
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from .experts import EXPERT_INITS, make_experts, needs_stagewise, run_expert
+from .experts import (EXPERT_INITS, add_relative_noise, make_experts,
+                      needs_stagewise, run_expert)
 from .geometry import ChainAxis, channels, conv_stages
 from .losses import MoELoadLoss
 from .patches import PatchLayout, axis_layout
@@ -15,6 +17,7 @@ _DEFAULT = object()
 DEFAULT_GRID = (3, 3)
 DEFAULT_GATE = dict(type='DoubleConvGAPGate')
 MAX_CACHED_LAYOUTS = 32
+logger = logging.getLogger('moe_seg_plugin')
 
 IntPair = Union[int, Sequence[int]]
 
@@ -61,6 +64,12 @@ class PatchConvMoE(nn.Module):
         expert_init (str): 'random' (fresh independent weights) or 'copy'
             (the module's weights plus noise: upcycling). Default: 'random'.
         init_noise (float): Relative noise for 'copy'. Default: 0.01.
+
+    Loading a state dict that holds the *dense* module's weights under this
+    layer's prefix (a stock checkpoint) upcycles them: with
+    ``expert_init='copy'`` every expert (and shared expert) starts from them
+    plus noise; with 'random' they are dropped. Either is logged to the
+    'moe_seg_plugin' logger.
     """
 
     def __init__(self,
@@ -112,6 +121,11 @@ class PatchConvMoE(nn.Module):
 
         self.num_experts = num_experts
         self.top_k = top_k
+        self.expert_init = expert_init
+        self.init_noise = float(init_noise)
+        self._dense_keys = tuple(module.state_dict().keys())
+        self._dense_params = frozenset(
+            name for name, _ in module.named_parameters())
         self.noisy_gating = bool(noisy_gating)
         self.noise_std = float(noise_std)
         self.in_channels, self.out_channels = channels(stages)
@@ -261,6 +275,55 @@ class PatchConvMoE(nn.Module):
             value = loss(self.last_routing)
             out[loss.loss_name] = out.get(loss.loss_name, 0) + value
         return out
+
+    def __getstate__(self) -> dict:
+        # Copies (deepcopy, pickle) leave out the last routing (it may hold
+        # an autograd graph) and the per-size layout cache.
+        state = self.__dict__.copy()
+        state['last_routing'] = None
+        state['_layouts'] = {}
+        return state
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        dense = {
+            key: state_dict.pop(prefix + key)
+            for key in self._dense_keys if prefix + key in state_dict
+        }
+        if dense:
+            self._upcycle(dense, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def _upcycle(self, dense: Dict[str, Tensor], state_dict: dict,
+                 prefix: str) -> None:
+        """Turn the dense module's weights into every expert's entries."""
+        where = prefix.rstrip('.') or '<root>'
+        if self.expert_init != 'copy':
+            logger.info(
+                f"PatchConvMoE '{where}': the checkpoint holds the dense "
+                f"layer's weights ({', '.join(sorted(dense))}); with "
+                "expert_init='random' they are not used and the experts keep "
+                "their own initialisation")
+            return
+        groups = [('experts', len(self.experts)),
+                  ('shared_experts', len(self.shared_experts))]
+        for group, count in groups:
+            for index in range(count):
+                for key, value in dense.items():
+                    copy = value.clone()
+                    if key in self._dense_params:
+                        add_relative_noise(copy, self.init_noise)
+                    state_dict[f'{prefix}{group}.{index}.{key}'] = copy
+        logger.info(
+            f"PatchConvMoE '{where}': upcycled the dense layer's weights "
+            f"({', '.join(sorted(dense))}) into {len(self.experts)} experts"
+            + (f' and {len(self.shared_experts)} shared experts'
+               if len(self.shared_experts) else '')
+            + f' (relative noise {self.init_noise:g}); the gate keeps its '
+            'own initialisation')
 
     def extra_repr(self) -> str:
         split = (f'grid={self.grid}'

@@ -1,0 +1,14 @@
+# PatchConvMoE settings of the paper's best configuration (Pavlitska et al.,
+# CVPR 2026 workshop SAIAD): 8 experts, top-2 routing, a 3x3 patch grid, the
+# 2Conv-GAP gate, one MoE layer at the decoder's last convolution (the
+# PatchMoEHead default target), and a switch balancing loss. A MoE config
+# uses it as `moe=_base_.moe_paper` and may override any key.
+moe_paper = dict(
+    num_experts=8,
+    top_k=2,
+    grid=(3, 3),
+    gate=dict(type='DoubleConvGAPGate', hidden_channels=8, kernel_size=1),
+    balance_loss=dict(type='MoESwitchLoss', loss_weight=0.01),
+    expert_init='random')
+# Experts that no patch chose in a step get no gradient; DDP must be told.
+find_unused_parameters = True

@@ -1,0 +1,9 @@
+_base_ = [
+    './deeplabv3plus_r18-d8_1xb4-1k_street-cityscapes-256x256.py',
+    '../_base_/moe/patch_moe_paper.py'
+]
+model = dict(
+    decode_head=dict(
+        type='PatchMoEHead',
+        head_type='DepthwiseSeparableASPPHead',
+        moe=_base_.moe_paper))

@@ -1,0 +1,9 @@
+_base_ = [
+    './erfnet_fcn_4xb4-160k_bdd100k-512x1024.py',
+    '../_base_/moe/patch_moe_paper.py'
+]
+model = dict(
+    decode_head=dict(
+        type='PatchMoEHead',
+        head_type='FCNHead',
+        moe=_base_.moe_paper))

@@ -1,0 +1,9 @@
+_base_ = [
+    './lraspp_m-v3-d8_4xb4-160k_cityscapes-512x1024.py',
+    '../_base_/moe/patch_moe_paper.py'
+]
+model = dict(
+    decode_head=dict(
+        type='PatchMoEHead',
+        head_type='LRASPPHead',
+        moe=_base_.moe_paper))

@@ -1,0 +1,9 @@
+_base_ = [
+    './pspnet_r50-d8_4xb2-80k_bdd100k-512x1024.py',
+    '../_base_/moe/patch_moe_paper.py'
+]
+model = dict(
+    decode_head=dict(
+        type='PatchMoEHead',
+        head_type='PSPHead',
+        moe=_base_.moe_paper))

@@ -1,0 +1,61 @@
+"""Lets configs inherit ours as ``moe_seg_plugin::path/to/config.py``.
+
+MMEngine resolves ``mmseg::`` through a fixed table of OpenMMLab packages and
+their installed ``.mim/configs`` folders; it knows nothing of plugins, and
+with editable installs it looks in the wrong place. Importing the plugin
+teaches ``Config`` one more prefix: ``moe_seg_plugin::X`` is ``X`` under the
+plugin's configs folder, loaded in MMSeg's registry scope (all our modules
+live in MMSeg's registries). This works in any process that imported
+``moe_seg_plugin`` before reading the config (our tools do so first).
+"""
+import os.path as osp
+from typing import Optional, Tuple
+
+PREFIX = 'moe_seg_plugin::'
+
+
+def config_root() -> str:
+    """The folder holding the plugin's configs.
+
+    An installed (non-editable) package carries them in ``.mim/configs``;
+    a source checkout has them in ``configs/`` beside the package.
+    """
+    package = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    shipped = osp.join(package, '.mim', 'configs')
+    if osp.isdir(shipped):
+        return shipped
+    return osp.join(osp.dirname(package), 'configs')
+
+
+def resolve(cfg_path: str) -> str:
+    """Absolute path of ``moe_seg_plugin::<relative path>``."""
+    relative = cfg_path[len(PREFIX):]
+    path = osp.join(config_root(), relative)
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{cfg_path!r}: no config {relative!r} in the plugin\'s configs '
+            f'folder {config_root()}')
+    return path
+
+
+def register_config_scope() -> bool:
+    """Teach MMEngine's ``Config`` the ``moe_seg_plugin::`` prefix (once).
+
+    Returns:
+        bool: True if it was added by this call.
+    """
+    from mmengine.config import Config
+
+    original = Config._get_cfg_path
+    if getattr(original, 'moe_seg_plugin_scope', False):
+        return False
+
+    def _get_cfg_path(cfg_path: str,
+                      filename: str) -> Tuple[str, Optional[str]]:
+        if cfg_path.startswith(PREFIX):
+            return resolve(cfg_path), 'mmseg'
+        return original(cfg_path, filename)
+
+    _get_cfg_path.moe_seg_plugin_scope = True
+    Config._get_cfg_path = staticmethod(_get_cfg_path)
+    return True

@@ -1,0 +1,8 @@
+"""MMEngine glue: run set-up shared by the tools."""
+from .run_setup import (check_data_roots, cpu_distributed, enable_amp,
+                        load_config, set_work_dir, use_tta)
+
+__all__ = [
+    'load_config', 'check_data_roots', 'cpu_distributed', 'enable_amp',
+    'set_work_dir', 'use_tta'
+]

@@ -1,0 +1,4 @@
+"""Decode-head wrappers."""
+from .patch_moe_head import DEFAULT_TARGETS, PatchMoEHead
+
+__all__ = ['PatchMoEHead', 'DEFAULT_TARGETS']

@@ -1,0 +1,153 @@
+"""PatchMoEHead: any MMSeg decode head with one conv replaced by PatchConvMoE.
+
+``dict(type='PatchMoEHead', head_type='PSPHead', moe=dict(...), **head_cfg)``
+builds the head named by ``head_type`` from ``head_cfg`` as usual and puts a
+PatchConvMoE at ``moe['target']`` (default: the decoder's last convolution
+before the classifier). The object *is* an instance of that head's class
+(a subclass made on the fly, ``PatchMoE<HeadType>``), so it behaves like the
+stock head towards the segmentor and every state-dict key except the
+replaced layer's stays as in the stock model.
+"""
+import sys
+from typing import Callable, Dict, List, Optional, Union
+
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from ...moe.experts import reinitialise
+from ..injection import inject_moe, moe_layers, moe_loss_terms
+
+DefaultTarget = Union[str, Callable[[BaseDecodeHead], str]]
+
+
+def _fcn_target(head) -> str:
+    if head.concat_input:
+        return 'conv_cat'
+    if head.num_convs == 0:
+        raise ValueError(
+            'decode_head.moe.target: FCNHead with num_convs=0 has no conv '
+            "before the classifier; set target='conv_seg'")
+    return f'convs.{head.num_convs - 1}'
+
+
+#: The decoder's last convolution before the classifier, per head class.
+DEFAULT_TARGETS: Dict[str, DefaultTarget] = {
+    'DepthwiseSeparableASPPHead':
+    lambda head: f'sep_bottleneck.{len(head.sep_bottleneck) - 1}',
+    'ASPPHead': 'bottleneck',
+    'PSPHead': 'bottleneck',
+    'LRASPPHead': 'conv_ups.conv_up0',
+    'FCNHead': _fcn_target,
+}
+
+
+def default_target(head: BaseDecodeHead) -> Optional[str]:
+    """The default MoE target of ``head`` (nearest class in its MRO)."""
+    for cls in type(head).__mro__:
+        rule = DEFAULT_TARGETS.get(cls.__name__)
+        if rule is not None:
+            return rule(head) if callable(rule) else rule
+    return None
+
+
+def decode_head_types() -> List[str]:
+    """Names of the decode heads registered in MMSeg's MODELS."""
+    import mmseg.models  # noqa: F401  (fills the registry)
+    return sorted(
+        name for name, cls in MODELS.module_dict.items()
+        if isinstance(cls, type) and issubclass(cls, BaseDecodeHead)
+        and not issubclass(cls, PatchMoEHead))
+
+
+_CLASSES: Dict[str, type] = {}
+
+
+def moe_head_class(head_type: str) -> type:
+    """The class ``PatchMoE<head_type>`` (PatchMoEHead + the stock head).
+
+    Args:
+        head_type (str): A decode head registered in MMSeg's MODELS.
+    """
+    if head_type in _CLASSES:
+        return _CLASSES[head_type]
+    allowed = decode_head_types()
+    if not isinstance(head_type, str) or head_type not in allowed:
+        raise ValueError(
+            f'decode_head.head_type: {head_type!r} is not a registered '
+            f'decode head; allowed: {allowed}')
+    base = MODELS.get(head_type)
+    name = f'PatchMoE{head_type}'
+    cls = type(name, (PatchMoEHead, base), {
+        '__module__': __name__,
+        '__qualname__': name,
+        '__doc__': f'{head_type} with a PatchConvMoE layer (PatchMoEHead).',
+    })
+    _CLASSES[head_type] = cls
+    return cls
+
+
+def __getattr__(name: str) -> type:
+    # Lets pickle find the classes made on the fly in a fresh process.
+    if name.startswith('PatchMoE') and name != 'PatchMoEHead':
+        return moe_head_class(name[len('PatchMoE'):])
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+@MODELS.register_module()
+class PatchMoEHead:
+    """Wraps a registered decode head and replaces one of its convs.
+
+    Args:
+        head_type (str): The wrapped head, e.g. 'PSPHead'.
+        moe (dict, optional): PatchConvMoE settings (num_experts, top_k,
+            grid / patch_size, gate, noisy_gating, noise_std, balance_loss,
+            num_shared_experts, expert_init, init_noise) plus ``target``, the
+            dotted path of the conv inside the head. Default target: the
+            decoder's last conv before the classifier (``DEFAULT_TARGETS``);
+            ``'conv_seg'`` routes the classifier itself.
+        **kwargs: The wrapped head's own arguments, unchanged.
+    """
+
+    def __new__(cls, *args, head_type: Optional[str] = None, **kwargs):
+        if cls is PatchMoEHead:
+            if head_type is None:
+                raise ValueError(
+                    'decode_head.head_type: PatchMoEHead needs the decode '
+                    f"head to wrap, e.g. head_type='PSPHead'; allowed: "
+                    f'{decode_head_types()}')
+            cls = moe_head_class(head_type)
+        return super().__new__(cls)
+
+    def __init__(self,
+                 head_type: str,
+                 moe: Optional[dict] = None,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.head_type = head_type
+        settings = dict(moe or {})
+        target = settings.pop('target', None) or default_target(self)
+        if target is None:
+            raise ValueError(
+                f'decode_head.moe.target: {head_type} has no default target; '
+                'set it to the dotted path of a conv inside the head')
+        self.moe_target = target
+        inject_moe(self, target, settings, 'decode_head.moe')
+
+    def loss(self, inputs, batch_data_samples, train_cfg) -> Dict[str, Tensor]:
+        """The wrapped head's losses plus balancing losses and routing
+        metrics (keys without 'loss' are only logged)."""
+        losses = super().loss(inputs, batch_data_samples, train_cfg)
+        losses.update(moe_loss_terms(self))
+        return losses
+
+    def init_weights(self) -> None:
+        """The wrapped head's init; gates keep a gate's own init (a head's
+        override for its classifier must not reach a gate placed there)."""
+        super().init_weights()
+        for layer in moe_layers(self).values():
+            reinitialise(layer.gate)
+
+
+# Classes made on the fly must be importable under their names.
+sys.modules[__name__].__getattr__ = __getattr__
