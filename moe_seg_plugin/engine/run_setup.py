@@ -130,7 +130,7 @@ def cpu_distributed(cfg: Config, launcher: str) -> bool:
         type='MMDistributedDataParallel', broadcast_buffers=False)
     wrapper.setdefault('find_unused_parameters',
                        cfg.get('find_unused_parameters', False))
-    wrapper.pop('device_ids', None)
+    wrapper.device_ids = None  # CPU modules take no device ids
     cfg.model_wrapper_cfg = wrapper
     replaced = _replace_sync_bn(cfg.model)
     rank = int(os.environ.get('RANK', 0))

@@ -1,0 +1,40 @@
+"""Tiny generated street scenes and fast settings for end-to-end runs."""
+import pathlib
+
+import pytest
+
+from moe_seg_plugin.datasets import write_cityscapes
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+MOE_CONFIG = 'configs/erfnet/patchmoe_erfnet_fcn_1xb4-1k_street-cityscapes-256x256.py'
+
+
+@pytest.fixture(scope='session')
+def street_root(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp('street_cityscapes')
+    write_cityscapes(str(root), num_train=8, num_val=2, height=64, width=128,
+                     seed=3)
+    return str(root)
+
+
+def fast_options(data_root: str, max_iters: int = 4) -> list:
+    """--cfg-options for a few iterations at 64x64 crops."""
+    return [
+        f'train_dataloader.dataset.data_root={data_root}',
+        f'val_dataloader.dataset.data_root={data_root}',
+        f'test_dataloader.dataset.data_root={data_root}',
+        'train_dataloader.batch_size=2',
+        'train_dataloader.num_workers=0',
+        'val_dataloader.num_workers=0',
+        'test_dataloader.num_workers=0',
+        'train_dataloader.dataset.pipeline.2.scale=(128,64)',
+        'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
+        'val_dataloader.dataset.pipeline.1.scale=(128,64)',
+        'test_dataloader.dataset.pipeline.1.scale=(128,64)',
+        'model.data_preprocessor.size=(64,64)',
+        f'train_cfg.max_iters={max_iters}',
+        'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=2',
+        'default_hooks.logger.interval=1',
+        'param_scheduler.0.end=100',
+    ]
