@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from mmengine.utils import ProgressBar, mkdir_or_exist
 
-from .street_scenes import generate_scene
+from .street import generate_scene
 
 SPLITS = ('train', 'val')
 SPLIT_KEYS = {'train': 0, 'val': 1}

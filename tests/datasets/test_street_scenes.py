@@ -188,6 +188,14 @@ def test_stock_mmseg_datasets_find_every_sample(tmp_path, layout):
             assert image.shape[:2] == label.shape == (64, 128)
 
 
+def test_street_scenes_module_reexports_the_subpackage():
+    """``datasets.street_scenes`` stays importable after the split."""
+    from moe_seg_plugin.datasets import street, street_scenes
+    for name in street.__all__:
+        assert getattr(street_scenes, name) is getattr(street, name), name
+    assert street_scenes.generate_scene is generate_scene
+
+
 def test_modules_do_not_need_torch():
     """The generator and writers import without torch or MMSeg."""
     code = (
