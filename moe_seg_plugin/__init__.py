@@ -18,7 +18,7 @@ install_mmcv_ops_fallback()
 allow_mmengine_checkpoints()
 register_config_scope()
 
-from . import models  # noqa: E402,F401  (registers into mmseg.registry)
+from . import engine, models  # noqa: E402,F401  (register into mmseg)
 from .moe import PatchConvMoE  # noqa: E402
 
 __version__ = '0.1.0'
