@@ -26,7 +26,7 @@ CONFIGS = {
     'configs/erfnet/patchmoe_erfnet_fcn_1xb4-1k_street-cityscapes-256x256.py',
 }
 IMAGE_SIZE = (128, 256)  # height, width of the generated scenes
-CROP = (128, 128)
+CROP = (128, 256)  # whole scenes, after a mild random resize
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,7 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--iters', type=int, default=300,
                         help='training iterations per model')
-    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--lr', type=float, default=2e-3,
                         help='AdamW learning rate')
     parser.add_argument('--num-train', type=int, default=240,
@@ -82,6 +82,7 @@ def demo_options(args: argparse.Namespace) -> dict:
         'default_hooks.logger.interval': max(1, args.iters // 6),
         'train_dataloader.batch_size': args.batch_size,
         'train_dataloader.dataset.pipeline.2.scale': scale,
+        'train_dataloader.dataset.pipeline.2.ratio_range': (0.75, 1.5),
         'train_dataloader.dataset.pipeline.3.crop_size': CROP,
         'model.data_preprocessor.size': CROP,
         'optim_wrapper.optimizer': dict(

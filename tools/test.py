@@ -52,10 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_runner(args: argparse.Namespace):
     """The Runner for ``args``, with the config checked and adapted."""
-    from mmengine.runner import Runner
-
     from moe_seg_plugin.engine import (check_data_roots, cpu_distributed,
-                                       load_config, set_work_dir, use_tta)
+                                       load_config, runner_from_cfg,
+                                       set_work_dir, use_tta)
 
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
@@ -87,24 +86,13 @@ def build_runner(args: argparse.Namespace):
         cfg.test_evaluator['keep_results'] = True
     check_data_roots(cfg, ['test_dataloader'])
     cpu_distributed(cfg, args.launcher)
-    if 'runner_type' in cfg:
-        from mmseg.registry import RUNNERS
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    return runner_from_cfg(cfg)
 
 
 def main(argv=None) -> int:
+    from moe_seg_plugin.engine import run_cli
     args = parse_args(argv)
-    try:
-        runner = build_runner(args)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        if os.environ.get('MOE_SEG_DEBUG'):
-            raise
-        print(f'error: {exc}\n(set MOE_SEG_DEBUG=1 for the traceback)',
-              file=sys.stderr)
-        return 2
-    runner.test()
-    return 0
+    return run_cli(lambda: build_runner(args), 'test')
 
 
 if __name__ == '__main__':

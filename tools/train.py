@@ -45,10 +45,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_runner(args: argparse.Namespace):
     """The Runner for ``args``, with the config checked and adapted."""
-    from mmengine.runner import Runner
-
     from moe_seg_plugin.engine import (check_data_roots, cpu_distributed,
-                                       enable_amp, load_config, set_work_dir)
+                                       enable_amp, load_config,
+                                       runner_from_cfg, set_work_dir)
 
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
@@ -58,24 +57,13 @@ def build_runner(args: argparse.Namespace):
     cfg.resume = args.resume or cfg.get('resume', False)
     check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
     cpu_distributed(cfg, args.launcher)
-    if 'runner_type' in cfg:
-        from mmseg.registry import RUNNERS
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    return runner_from_cfg(cfg)
 
 
 def main(argv=None) -> int:
+    from moe_seg_plugin.engine import run_cli
     args = parse_args(argv)
-    try:
-        runner = build_runner(args)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        if os.environ.get('MOE_SEG_DEBUG'):
-            raise
-        print(f'error: {exc}\n(set MOE_SEG_DEBUG=1 for the traceback)',
-              file=sys.stderr)
-        return 2
-    runner.train()
-    return 0
+    return run_cli(lambda: build_runner(args), 'train')
 
 
 if __name__ == '__main__':

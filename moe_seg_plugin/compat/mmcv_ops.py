@@ -19,7 +19,6 @@ import types
 import warnings
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

@@ -7,7 +7,8 @@ distributed on CPU-only machines (gloo, no CUDA device ids, no SyncBN).
 """
 import os
 import os.path as osp
-from typing import Iterable, List, Optional
+import sys
+from typing import Callable, Iterable, List, Optional
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -149,3 +150,32 @@ def use_tta(cfg: Config) -> None:
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     cfg.tta_model.module = cfg.model
     cfg.model = cfg.tta_model
+
+
+def runner_from_cfg(cfg: Config):
+    """The Runner a config asks for (``runner_type``), as MMSeg's tools."""
+    if 'runner_type' in cfg:
+        from mmseg.registry import RUNNERS
+        return RUNNERS.build(cfg)
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg)
+
+
+def run_cli(build: Callable[[], object], action: str) -> int:
+    """Build a runner and call ``runner.<action>()``; set-up errors (bad
+    config, missing files) end with one clear message instead of a
+    traceback unless MOE_SEG_DEBUG is set.
+
+    Returns:
+        int: The process exit code.
+    """
+    try:
+        runner = build()
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        if os.environ.get('MOE_SEG_DEBUG'):
+            raise
+        print(f'error: {exc}\n(set MOE_SEG_DEBUG=1 for the traceback)',
+              file=sys.stderr)
+        return 2
+    getattr(runner, action)()
+    return 0
