@@ -1,4 +1,8 @@
-"""Registers the torch-only core into ``mmseg.registry.MODELS``."""
+"""Registers the torch-only core into ``mmseg.registry.MODELS`` and routes
+its log messages into MMEngine's logger."""
+import logging
+
+from mmengine.logging import print_log
 from mmseg.registry import MODELS
 
 from ..moe import BALANCE_LOSSES, GATES, PatchConvMoE
@@ -11,6 +15,22 @@ def _from_mmseg(name: str):
     return MODELS.get(name)
 
 
+class MMEngineLogHandler(logging.Handler):
+    """Forwards the core's ``logging`` records to MMEngine's current logger
+    (so they reach the run's log file)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print_log(record.getMessage(), logger='current', level=record.levelno)
+
+
+def route_core_logs() -> None:
+    """Send the 'moe_seg_plugin' logger's INFO and above to MMEngine."""
+    logger = logging.getLogger('moe_seg_plugin')
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, MMEngineLogHandler) for h in logger.handlers):
+        logger.addHandler(MMEngineLogHandler())
+
+
 def register_core() -> None:
     """Register PatchConvMoE, the gates and the balancing losses (once).
 
@@ -20,6 +40,7 @@ def register_core() -> None:
     global _registered
     if _registered:
         return
+    route_core_logs()
     MODELS.register_module(module=PatchConvMoE)
     for table in (GATES, BALANCE_LOSSES):
         for cls in table.classes.values():

@@ -173,3 +173,16 @@ def test_upcycling_from_dense_checkpoint(tmp_path, caplog, init, equal):
 def test_bad_head_configs(cfg, match):
     with pytest.raises(ValueError, match=match):
         MODELS.build(cfg)
+
+
+def test_upcycling_message_reaches_the_mmengine_log(tmp_path):
+    from mmengine.logging import MMLogger
+    log_file = tmp_path / 'run.log'
+    MMLogger.get_instance('upcycle_test', log_file=str(log_file))
+    dense = MODELS.build(_cfg('PSPHead'))
+    path = str(tmp_path / 'dense.pth')
+    save_checkpoint(dense.state_dict(), path)
+    moe = MODELS.build(_cfg('PSPHead', moe=dict(num_experts=2,
+                                                expert_init='copy')))
+    load_checkpoint(moe, path, map_location='cpu')
+    assert "PatchConvMoE 'bottleneck': upcycled" in log_file.read_text()
