@@ -178,4 +178,14 @@ def run_cli(build: Callable[[], object], action: str) -> int:
               file=sys.stderr)
         return 2
     getattr(runner, action)()
+    _close_process_group()
     return 0
+
+
+def _close_process_group() -> None:
+    """Leave the process group cleanly; MMEngine never destroys it, and a
+    gloo group still alive at interpreter exit can abort the process."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
