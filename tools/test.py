@@ -63,6 +63,11 @@ def build_runner(args: argparse.Namespace):
     cfg.launcher = args.launcher
     set_work_dir(cfg, args.work_dir, args.config)
     cfg.load_from = args.checkpoint
+    # A test run needs no training parts; left in, MMEngine builds the train
+    # loop (and reads the training data) as soon as a hook asks runner.iter.
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
+                'param_scheduler'):
+        cfg[key] = None
     if args.show or args.show_dir:
         hooks = cfg.default_hooks
         if 'visualization' not in hooks:

@@ -45,10 +45,15 @@ def test_train_resume_test_with_our_tools(street_root, tmp_path):
     assert last.endswith('iter_6.pth')
 
     out = tmp_path / 'preds'
+    # Testing needs no training data (MMEngine would otherwise read it).
+    options = fast_options(street_root) + [
+        f'train_dataloader.dataset.data_root={tmp_path}/absent'
+    ]
     _run([sys.executable, 'tools/test.py', MOE_CONFIG, last, '--work-dir',
-          str(tmp_path / 'test'), '--out', str(out), '--cfg-options'] +
-         fast_options(street_root))
+          str(tmp_path / 'test'), '--out', str(out), '--show-dir', 'vis',
+          '--cfg-options'] + options)
     assert len(list(out.glob('*.png'))) == 2
+    assert len(list((tmp_path / 'test').rglob('vis/**/*.png'))) == 2
 
 
 def test_mmseg_shipped_train_script(street_root, tmp_path):
