@@ -1,11 +1,12 @@
 """MMSeg glue: registrations, heads and injection of PatchConvMoE."""
-from .heads import DEFAULT_TARGETS, PatchMoEHead
+from .backbones import ENet
+from .heads import DEFAULT_TARGETS, ENetHead, PatchMoEHead
 from .injection import inject_moe, moe_layers, moe_loss_terms
 from .registration import register_core
 
 register_core()
 
 __all__ = [
-    'register_core', 'PatchMoEHead', 'DEFAULT_TARGETS', 'inject_moe',
+    'register_core', 'ENet', 'ENetHead', 'PatchMoEHead', 'DEFAULT_TARGETS', 'inject_moe',
     'moe_layers', 'moe_loss_terms'
 ]

@@ -36,7 +36,7 @@ def test_every_family_has_configs():
     names = {p.name for p in CONFIGS}
     for family in ('deeplabv3plus_r18-d8', 'deeplabv3plus_r50-d8',
                    'pspnet_r18-d8', 'pspnet_r50-d8', 'lraspp_m-v3-d8',
-                   'unet-s5-d16_fcn', 'erfnet_fcn'):
+                   'unet-s5-d16_fcn', 'erfnet_fcn', 'enet'):
         for data in ('cityscapes-512x1024', 'bdd100k-512x1024',
                      'street-cityscapes'):
             found = [n for n in names if n.startswith(family) and data in n]

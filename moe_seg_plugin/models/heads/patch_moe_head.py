@@ -39,6 +39,7 @@ DEFAULT_TARGETS: Dict[str, DefaultTarget] = {
     'PSPHead': 'bottleneck',
     'LRASPPHead': 'conv_ups.conv_up0',
     'FCNHead': _fcn_target,
+    'ENetHead': 'bottleneck.ext',
 }
 
 

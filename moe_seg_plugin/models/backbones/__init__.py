@@ -1,0 +1,4 @@
+"""Backbones MMSeg does not ship."""
+from .enet import ENet
+
+__all__ = ['ENet']

@@ -1,0 +1,97 @@
+"""ENet as an MMSeg backbone + head: size, shapes, MoE placement, training."""
+import numpy as np
+import pytest
+import torch
+from mmengine.config import ConfigDict
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from moe_seg_plugin.datasets import generate_scene
+from moe_seg_plugin.moe import PatchConvMoE
+
+HEAD = dict(type='ENetHead', in_channels=16, channels=16, num_classes=19,
+            norm_cfg=dict(type='BN'), align_corners=False)
+
+
+@pytest.fixture(autouse=True)
+def _scope():
+    init_default_scope('mmseg')
+
+
+def _segmentor(head=HEAD):
+    return MODELS.build(
+        dict(type='EncoderDecoder',
+             data_preprocessor=dict(type='SegDataPreProcessor',
+                                    mean=[123.675, 116.28, 103.53],
+                                    std=[58.395, 57.12, 57.375],
+                                    bgr_to_rgb=False, size_divisor=8),
+             backbone=dict(type='ENet'), decode_head=head,
+             train_cfg=ConfigDict(), test_cfg=ConfigDict(mode='whole')))
+
+
+def test_parameter_count_close_to_published():
+    # Paszke et al. 2016 report about 0.37 M parameters.
+    count = sum(p.numel() for p in _segmentor().parameters())
+    assert abs(count - 0.37e6) / 0.37e6 < 0.05, count
+
+
+@pytest.mark.parametrize('size', [(64, 128), (75, 131), (33, 47)])
+def test_predictions_have_the_input_size(size):
+    model = _segmentor().eval()
+    with torch.no_grad():
+        results = model.predict(torch.randn(1, 3, *size))
+    assert results[0].pred_sem_seg.shape == size
+
+
+def test_moe_at_the_decoders_last_block_equals_dense_with_one_expert():
+    head = MODELS.build(dict(HEAD)).eval()
+    moe = MODELS.build(dict(HEAD, type='PatchMoEHead', head_type='ENetHead',
+                            moe=dict(num_experts=1, top_k=1,
+                                     expert_init='copy', init_noise=0.0)))
+    assert moe.moe_target == 'bottleneck.ext'
+    assert isinstance(moe.bottleneck.ext, PatchConvMoE)
+    moe.bottleneck.ext.experts[0].load_state_dict(
+        head.bottleneck.ext.state_dict())
+    moe.load_state_dict(head.state_dict(), strict=False)
+    moe.eval()
+    x = [torch.randn(2, 16, 37, 53)]
+    with torch.no_grad():
+        torch.testing.assert_close(moe(x), head(x), atol=1e-5, rtol=1e-5)
+
+
+def _street_batch(count=4, size=(64, 128)):
+    rng = np.random.default_rng(0)
+    images, samples = [], []
+    for _ in range(count):
+        image, label = generate_scene(rng, *size)
+        images.append(torch.from_numpy(image).permute(2, 0, 1).float())
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(
+            data=torch.from_numpy(label.astype(np.int64))[None])
+        sample.set_metainfo(dict(img_shape=size, pad_shape=size))
+        samples.append(sample)
+    return images, samples
+
+
+def test_a_few_training_steps_lower_the_loss():
+    torch.manual_seed(0)
+    model = _segmentor(dict(HEAD, type='PatchMoEHead', head_type='ENetHead',
+                            moe=dict(num_experts=4, balance_loss=dict(
+                                type='MoESwitchLoss', loss_weight=0.01))))
+    model.train()
+    images, samples = _street_batch()
+    data = model.data_preprocessor(dict(inputs=images, data_samples=samples),
+                                   True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    losses = []
+    for _ in range(12):
+        terms = model(**data, mode='loss')
+        loss = sum(v for k, v in terms.items() if 'loss' in k)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert 'decode.loss_moe_switch' in terms
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
