@@ -32,19 +32,20 @@ def is_conv_like(module: nn.Module) -> bool:
 
 
 def conv_paths(root: nn.Module) -> List[str]:
-    """Dotted paths of the outermost conv-like modules inside ``root``.
+    """Dotted paths of the conv-like modules inside ``root``.
 
-    A ConvModule is listed, its inner ``conv`` is not; a Sequential is
-    listed through its members.
+    A conv-like ``nn.Sequential`` is listed together with its members; the
+    inner ``conv`` of a ConvModule is not listed apart from it.
     """
     paths: List[str] = []
+    atomic: List[str] = []
     for name, module in root.named_modules():
-        if not name or isinstance(module, nn.Sequential):
-            continue
-        if any(name.startswith(p + '.') for p in paths):
+        if not name or any(name.startswith(p + '.') for p in atomic):
             continue
         if is_conv_like(module):
             paths.append(name)
+            if not isinstance(module, nn.Sequential):
+                atomic.append(name)
     return paths
 
 
@@ -127,12 +128,20 @@ def moe_layers(root: nn.Module) -> Dict[str, PatchConvMoE]:
     }
 
 
-def moe_loss_terms(root: nn.Module) -> Dict[str, Tensor]:
+def moe_loss_terms(root: nn.Module,
+                   owned_elsewhere: Tuple[str, ...] = (),
+                   name_layers: bool = False) -> Dict[str, Tensor]:
     """Balancing losses and routing metrics of the last forward pass.
 
     Keys of balancing losses contain 'loss' (MMSeg sums them); metrics are
-    ``moe_usage_entropy`` and ``moe_dominant_share``. With several layers,
-    each key ends in ``.<layer path>``.
+    ``moe_usage_entropy`` and ``moe_dominant_share``. With several layers
+    (or ``name_layers``), each key ends in ``.<layer path>``.
+
+    Args:
+        root (nn.Module): Where to look for PatchConvMoE layers.
+        owned_elsewhere (tuple[str]): Path prefixes whose layers report
+            their terms themselves (e.g. inside a PatchMoEHead).
+        name_layers (bool): Suffix the layer path even for one layer.
 
     Returns:
         dict[str, Tensor]: Terms for the loss dict of ``loss()``.
@@ -140,11 +149,12 @@ def moe_loss_terms(root: nn.Module) -> Dict[str, Tensor]:
     layers = {
         path: layer
         for path, layer in moe_layers(root).items()
-        if layer.last_routing is not None
+        if layer.last_routing is not None and not any(
+            path.startswith(prefix) for prefix in owned_elsewhere)
     }
     terms: Dict[str, Tensor] = {}
     for path, layer in layers.items():
-        suffix = f'.{path}' if len(layers) > 1 else ''
+        suffix = f'.{path}' if name_layers or len(layers) > 1 else ''
         for name, value in layer.balance_loss().items():
             terms[name + suffix] = value
         for name, value in routing_health(layer.last_routing).items():

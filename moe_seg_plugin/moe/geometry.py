@@ -159,6 +159,13 @@ def _conv_module_stage(module: nn.Module, where: str) -> Stage:
     return Stage(module, rows, cols)
 
 
+def _is_conv_module(module: nn.Module) -> bool:
+    """Duck-typed mmcv ConvModule: a ``conv`` plus its ``order`` of
+    conv/norm/act (so any module that merely owns a ``conv`` is not one)."""
+    return (isinstance(getattr(module, 'conv', None), nn.Conv2d)
+            and hasattr(module, 'order') and hasattr(module, 'with_norm'))
+
+
 def conv_stages(module: nn.Module, where: str = 'module') -> List[Stage]:
     """Read ``module`` as a chain of stages.
 
@@ -177,7 +184,7 @@ def conv_stages(module: nn.Module, where: str = 'module') -> List[Stage]:
     if hasattr(module, 'depthwise_conv') and hasattr(module, 'pointwise_conv'):
         return (conv_stages(module.depthwise_conv, f'{where}.depthwise_conv') +
                 conv_stages(module.pointwise_conv, f'{where}.pointwise_conv'))
-    if isinstance(getattr(module, 'conv', None), nn.Conv2d):
+    if _is_conv_module(module):
         return [_conv_module_stage(module, where)]
     if isinstance(module, nn.Sequential):
         stages = []
@@ -200,8 +207,7 @@ def channels(stages: Sequence[Stage]) -> Tuple[int, int]:
     convs = [
         s.module if isinstance(s.module, nn.Conv2d) else s.module.conv
         for s in stages
-        if isinstance(s.module, nn.Conv2d)
-        or isinstance(getattr(s.module, 'conv', None), nn.Conv2d)
+        if isinstance(s.module, nn.Conv2d) or _is_conv_module(s.module)
     ]
     if not convs:
         raise ValueError('module: contains no convolution; PatchConvMoE '

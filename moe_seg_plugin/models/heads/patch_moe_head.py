@@ -8,7 +8,6 @@ before the classifier). The object *is* an instance of that head's class
 stock head towards the segmentor and every state-dict key except the
 replaced layer's stays as in the stock model.
 """
-import sys
 from typing import Callable, Dict, List, Optional, Union
 
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -16,6 +15,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ...moe.experts import reinitialise
+from ..dynamic import WrapperFactory
 from ..injection import inject_moe, moe_layers, moe_loss_terms
 
 DefaultTarget = Union[str, Callable[[BaseDecodeHead], str]]
@@ -59,40 +59,6 @@ def decode_head_types() -> List[str]:
         name for name, cls in MODELS.module_dict.items()
         if isinstance(cls, type) and issubclass(cls, BaseDecodeHead)
         and not issubclass(cls, PatchMoEHead))
-
-
-_CLASSES: Dict[str, type] = {}
-
-
-def moe_head_class(head_type: str) -> type:
-    """The class ``PatchMoE<head_type>`` (PatchMoEHead + the stock head).
-
-    Args:
-        head_type (str): A decode head registered in MMSeg's MODELS.
-    """
-    if head_type in _CLASSES:
-        return _CLASSES[head_type]
-    allowed = decode_head_types()
-    if not isinstance(head_type, str) or head_type not in allowed:
-        raise ValueError(
-            f'decode_head.head_type: {head_type!r} is not a registered '
-            f'decode head; allowed: {allowed}')
-    base = MODELS.get(head_type)
-    name = f'PatchMoE{head_type}'
-    cls = type(name, (PatchMoEHead, base), {
-        '__module__': __name__,
-        '__qualname__': name,
-        '__doc__': f'{head_type} with a PatchConvMoE layer (PatchMoEHead).',
-    })
-    _CLASSES[head_type] = cls
-    return cls
-
-
-def __getattr__(name: str) -> type:
-    # Lets pickle find the classes made on the fly in a fresh process.
-    if name.startswith('PatchMoE') and name != 'PatchMoEHead':
-        return moe_head_class(name[len('PatchMoE'):])
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 @MODELS.register_module()
@@ -150,5 +116,7 @@ class PatchMoEHead:
             reinitialise(layer.gate)
 
 
+moe_head_class = WrapperFactory(PatchMoEHead, __name__, decode_head_types,
+                               'decode_head.head_type', 'decode head')
 # Classes made on the fly must be importable under their names.
-sys.modules[__name__].__getattr__ = __getattr__
+__getattr__ = moe_head_class.by_name

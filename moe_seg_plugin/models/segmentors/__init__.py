@@ -1,0 +1,4 @@
+"""Segmentor wrappers."""
+from .patch_moe_segmentor import PatchMoESegmentor
+
+__all__ = ['PatchMoESegmentor']
