@@ -44,6 +44,17 @@ def test_every_family_has_configs():
             assert f'patchmoe_{found[0]}' in names
 
 
+def test_placement_and_shared_expert_presets_cover_every_architecture():
+    ablations = CONFIG_ROOT / 'ablations'
+    for family in ('deeplabv3plus_r18-d8', 'pspnet_r18-d8', 'lraspp_m-v3-d8',
+                   'unet-s5-d16_fcn', 'erfnet_fcn', 'enet'):
+        for preset in ('placement/patchmoe-backbone',
+                       'placement/patchmoe-stacked',
+                       'shared_experts/patchmoe-shared1'):
+            assert list(ablations.glob(f'{preset}_{family}_*.py')), (preset,
+                                                                    family)
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.stem)
 def test_config_builds_and_runs(path):
     cfg = Config.fromfile(str(path))
@@ -51,7 +62,7 @@ def test_config_builds_and_runs(path):
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     model.init_weights()
-    is_moe = path.name.startswith('patchmoe_')
+    is_moe = path.name.startswith('patchmoe')
     assert bool(moe_layers(model)) == is_moe
     if 'bdd100k' in path.name:
         assert cfg.train_dataloader.dataset.type == 'BDD100KDataset'
@@ -63,8 +74,11 @@ def test_config_builds_and_runs(path):
     losses = model(inputs, samples, mode='loss')
     assert 'decode.loss_ce' in losses
     if is_moe:
-        assert 'decode.loss_moe_switch' in losses
-        assert 0 <= losses['decode.moe_usage_entropy'] <= 1
+        switch = [k for k in losses if 'loss_moe_switch' in k]
+        assert len(switch) == len(moe_layers(model))
+        for key in losses:
+            if 'moe_usage_entropy' in key:
+                assert 0 <= losses[key] <= 1
     model.eval()
     with torch.no_grad():
         logits = model(inputs, mode='tensor')
