@@ -25,8 +25,9 @@ def _unit(in_channels: int, out_channels: int, kernel, **kwargs) -> nn.Module:
 
 
 class InitialBlock(nn.Module):
-    """3x3 stride-2 conv (out - in channels) beside a 3x3 stride-2 max pool
-    of the input, concatenated, then BN + PReLU.
+    """3x3 stride-2 conv (out - in channels) beside a 2x2 max pool of the
+    input (ceil mode, so odd sizes agree with the conv), concatenated, then
+    BN + PReLU.
 
     Args:
         in_channels (int): Image channels.
@@ -37,7 +38,7 @@ class InitialBlock(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels - in_channels, 3,
                               stride=2, padding=1, bias=False)
-        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.pool = nn.MaxPool2d(2, stride=2, ceil_mode=True)
         self.bn = nn.BatchNorm2d(out_channels)
         self.act = nn.PReLU(out_channels)
 
