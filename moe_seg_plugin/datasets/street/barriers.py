@@ -8,18 +8,29 @@ from .colours import pick
 from .coverage import band, grid
 
 
-def paint_wall(canvas: Canvas, rng: np.random.Generator, cam: Camera,
-               x: float, z0: float, z1: float, height: float,
-               light: float) -> None:
-    """A free-standing wall (concrete panels or bricks) on X = ``x``."""
+def _side_plane(canvas: Canvas, cam: Camera, x: float, z0: float, z1: float,
+                height: float):
+    """The image region of the upright rectangle on X = ``x`` from depth
+    ``z0`` to ``z1``, its plane coordinates (u along, v up) and their size
+    per pixel; None when it is not in view."""
     pts = cam.project([[x, 0, z0], [x, 0, z1], [x, height, z1],
                        [x, height, z0]])
     region = canvas.region(pts)
     if region is None:
-        return
+        return None
     ys, xs = region.coords()
     u, v = cam.on_plane_x(x, xs, ys)
-    px_u, px_v = u * u / (cam.focal * abs(x)), u / cam.focal
+    return region, u, v, u * u / (cam.focal * abs(x)), u / cam.focal
+
+
+def paint_wall(canvas: Canvas, rng: np.random.Generator, cam: Camera,
+               x: float, z0: float, z1: float, height: float,
+               light: float) -> None:
+    """A free-standing wall (concrete panels or bricks) on X = ``x``."""
+    plane = _side_plane(canvas, cam, x, z0, z1, height)
+    if plane is None:
+        return
+    region, u, v, px_u, px_v = plane
     if rng.random() < 0.3:
         base = pick(rng, [[0.58, 0.36, 0.28], [0.5, 0.42, 0.36]], 0.04)
         row = np.floor(v / 0.08)
@@ -44,14 +55,10 @@ def paint_fence(canvas: Canvas, rng: np.random.Generator, cam: Camera,
                 x: float, z0: float, z1: float, height: float,
                 light: float) -> None:
     """A fence on X = ``x``: bars, mesh or planks over what lies behind."""
-    pts = cam.project([[x, 0, z0], [x, 0, z1], [x, height, z1],
-                       [x, height, z0]])
-    region = canvas.region(pts)
-    if region is None:
+    plane = _side_plane(canvas, cam, x, z0, z1, height)
+    if plane is None:
         return
-    ys, xs = region.coords()
-    u, v = cam.on_plane_x(x, xs, ys)
-    px_u, px_v = u * u / (cam.focal * abs(x)), u / cam.focal
+    region, u, v, px_u, px_v = plane
     style = rng.integers(3)
     if style == 0:  # vertical bars
         spacing = rng.uniform(0.1, 0.25)
