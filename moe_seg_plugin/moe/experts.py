@@ -1,6 +1,6 @@
 """Experts: copies of the replaced module, and how they run on windows."""
 import copy
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -72,7 +72,7 @@ def make_experts(module: nn.Module, count: int, init: str,
 
 
 def run_expert(module: nn.Module, windows: Tensor, layout: PatchLayout,
-               cells: Tensor, stagewise: bool) -> Tensor:
+               patches: Optional[Tensor], stagewise: bool) -> Tensor:
     """Expert outputs (P, C_out, ph, pw) for windows (P, C, Lh, Lw).
 
     When a stage after the first reads zero padding (``stagewise``), the
@@ -84,7 +84,8 @@ def run_expert(module: nn.Module, windows: Tensor, layout: PatchLayout,
         module (nn.Module): The expert.
         windows (Tensor): Its patches' windows.
         layout (PatchLayout): Where the windows lie.
-        cells (Tensor): Grid cell (0 .. gh * gw - 1) of each window.
+        patches (Tensor, optional): Patch index of each window (None: the
+            windows are all patches in order).
         stagewise (bool): Run stage by stage with masking.
 
     Returns:
@@ -92,6 +93,9 @@ def run_expert(module: nn.Module, windows: Tensor, layout: PatchLayout,
     """
     if not stagewise:
         return layout.crop(module(windows))
+    if patches is None:
+        patches = torch.arange(windows.shape[0], device=windows.device)
+    cells = patches % layout.cells
     out = windows
     for index, stage in enumerate(conv_stages(module)):
         if index > 0 and stage.pads:

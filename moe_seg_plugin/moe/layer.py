@@ -228,13 +228,11 @@ class PatchConvMoE(nn.Module):
         k = record.experts.shape[1]
         flat_experts = record.experts.reshape(-1)
         order = torch.argsort(flat_experts, stable=True)
-        patches = torch.arange(
-            total, device=windows.device).repeat_interleave(k)[order]
+        patches = order // k  # flat slot i belongs to patch i // k
         weights = record.weights.reshape(-1)[order]
         # One host sync for all experts: the sizes of their batches.
         counts = torch.bincount(
             flat_experts, minlength=self.num_experts).tolist()
-        cells = patches % layout.cells
         mixed = None
         offset = 0
         for expert, count in zip(self.experts, counts):
@@ -244,18 +242,14 @@ class PatchConvMoE(nn.Module):
             offset += count
             index = patches[part]
             out = run_expert(expert, windows.index_select(0, index), layout,
-                             cells[part], self.stagewise)
+                             index, self.stagewise)
             out = out * weights[part].to(out.dtype).view(-1, 1, 1, 1)
             if mixed is None:
                 mixed = out.new_zeros((total, ) + out.shape[1:])
             mixed.index_add_(0, index, out)
-        if len(self.shared_experts):
-            all_cells = torch.arange(
-                total, device=windows.device) % layout.cells
-            for expert in self.shared_experts:
-                out = run_expert(expert, windows, layout, all_cells,
-                                 self.stagewise)
-                mixed = out if mixed is None else mixed + out
+        for expert in self.shared_experts:
+            out = run_expert(expert, windows, layout, None, self.stagewise)
+            mixed = out if mixed is None else mixed + out
         return mixed
 
     def balance_loss(self) -> Dict[str, Tensor]:
