@@ -53,21 +53,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_runner(args: argparse.Namespace):
     """The Runner for ``args``, with the config checked and adapted."""
     from moe_seg_plugin.engine import (check_data_roots, cpu_distributed,
-                                       load_config, runner_from_cfg,
-                                       set_work_dir, use_tta)
+                                       runner_from_cfg, test_config,
+                                       use_tta)
 
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(
-            f'checkpoint {args.checkpoint!r} does not exist')
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    set_work_dir(cfg, args.work_dir, args.config)
-    cfg.load_from = args.checkpoint
-    # A test run needs no training parts; left in, MMEngine builds the train
-    # loop (and reads the training data) as soon as a hook asks runner.iter.
-    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
-                'param_scheduler'):
-        cfg[key] = None
+    cfg = test_config(args.config, args.checkpoint, args.cfg_options,
+                      args.work_dir, args.launcher)
     if args.show or args.show_dir:
         hooks = cfg.default_hooks
         if 'visualization' not in hooks:

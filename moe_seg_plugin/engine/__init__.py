@@ -2,9 +2,10 @@
 from .progress import ProgressHook
 from .run_setup import (check_data_roots, cpu_distributed, enable_amp,
                         load_config, run_cli, runner_from_cfg, set_work_dir,
-                        use_tta)
+                        test_config, use_tta)
 
 __all__ = [
     'load_config', 'check_data_roots', 'cpu_distributed', 'enable_amp',
-    'set_work_dir', 'use_tta', 'ProgressHook', 'run_cli', 'runner_from_cfg'
+    'set_work_dir', 'test_config', 'use_tta', 'ProgressHook', 'run_cli',
+    'runner_from_cfg'
 ]

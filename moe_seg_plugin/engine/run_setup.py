@@ -79,6 +79,32 @@ def check_data_roots(cfg: Config,
                 f'`--cfg-options {loader}.dataset.data_root=/path/to/it`.')
 
 
+def test_config(config: str,
+                checkpoint: str,
+                cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """The config of a test run of ``checkpoint`` (tools/test.py and the
+    analysis tools): work dir set, checkpoint to load, training parts gone.
+
+    A test run needs no training parts; left in, MMEngine builds the train
+    loop (and reads the training data) as soon as a hook asks runner.iter.
+
+    Raises:
+        FileNotFoundError: If the config or checkpoint does not exist.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    cfg = load_config(config, cfg_options)
+    cfg.launcher = launcher
+    set_work_dir(cfg, work_dir, config)
+    cfg.load_from = checkpoint
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
+                'param_scheduler'):
+        cfg[key] = None
+    return cfg
+
+
 def enable_amp(cfg: Config) -> None:
     """Mixed precision as MMSeg's --amp does; AMP needs a GPU here."""
     if not torch.cuda.is_available():

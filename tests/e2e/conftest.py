@@ -38,3 +38,20 @@ def fast_options(data_root: str, max_iters: int = 4) -> list:
         'default_hooks.logger.interval=1',
         'param_scheduler.0.end=100',
     ]
+
+
+@pytest.fixture(scope='session')
+def fresh_checkpoint(tmp_path_factory) -> str:
+    """A checkpoint of the freshly initialised MoE_CONFIG model, saved the
+    way MMEngine saves them (``state_dict`` and ``meta``)."""
+    import torch
+    from mmseg.registry import MODELS
+
+    from moe_seg_plugin.engine import load_config
+    torch.manual_seed(0)
+    cfg = load_config(str(ROOT / MOE_CONFIG))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    path = tmp_path_factory.mktemp('checkpoint') / 'fresh.pth'
+    torch.save(dict(meta=dict(), state_dict=model.state_dict()), path)
+    return str(path)
