@@ -8,7 +8,7 @@ distributed on CPU-only machines (gloo, no CUDA device ids, no SyncBN).
 import os
 import os.path as osp
 import sys
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Iterable, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -187,21 +187,34 @@ def runner_from_cfg(cfg: Config):
     return Runner.from_cfg(cfg)
 
 
-def run_cli(build: Callable[[], object], action: str) -> int:
-    """Build a runner and call ``runner.<action>()``; set-up errors (bad
-    config, missing files) end with one clear message instead of a
-    traceback unless MOE_SEG_DEBUG is set.
+def clear_errors(work: Callable[[], object]) -> Tuple[bool, object]:
+    """Run ``work()``; a set-up error (bad config, missing file, bad
+    option) is printed as one line instead of a traceback, unless
+    MOE_SEG_DEBUG is set.
 
     Returns:
-        int: The process exit code.
+        tuple: (True, what ``work`` returned), or (False, None) after an
+        error was printed.
     """
     try:
-        runner = build()
+        return True, work()
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         if os.environ.get('MOE_SEG_DEBUG'):
             raise
         print(f'error: {exc}\n(set MOE_SEG_DEBUG=1 for the traceback)',
               file=sys.stderr)
+        return False, None
+
+
+def run_cli(build: Callable[[], object], action: str) -> int:
+    """Build a runner and call ``runner.<action>()``; set-up errors end with
+    one clear message (see :func:`clear_errors`).
+
+    Returns:
+        int: The process exit code (2 after a set-up error).
+    """
+    built, runner = clear_errors(build)
+    if not built:
         return 2
     getattr(runner, action)()
     _close_process_group()
