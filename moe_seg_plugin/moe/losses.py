@@ -9,12 +9,7 @@ from torch import Tensor, nn
 
 from .registry import BALANCE_LOSSES
 from .routing import RoutingRecord
-
-
-def cv_squared(x: Tensor, eps: float = 1e-10) -> Tensor:
-    """Squared coefficient of variation var(x) / mean(x)^2 (population)."""
-    x = x.float()
-    return x.var(unbiased=False) / (x.mean()**2 + eps)
+from .statistics import cv_squared  # shared with the routing statistics
 
 
 def top1_fraction(record: RoutingRecord) -> Tensor:

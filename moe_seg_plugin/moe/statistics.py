@@ -1,10 +1,30 @@
-"""Routing health measured on a routing record (no gradients)."""
+"""Routing statistics (no gradients, except :func:`cv_squared`).
+
+Per record: :func:`expert_usage`, :func:`routing_health`. Over many
+forward passes: :class:`RoutingCounts` sums what the statistics need and
+gives them with :meth:`RoutingCounts.summary`; its sums travel as one flat
+tensor (:meth:`RoutingCounts.flat`), so a distributed run can add them up
+over ranks. P(expert | class) needs the ground truth: :func:`label_cells`
+finds the grid cell of every label pixel and :func:`class_expert_counts`
+counts the pixels of each class in each expert's patches.
+"""
 import math
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from .routing import RoutingRecord
+
+
+def cv_squared(x: Tensor, eps: float = 1e-10) -> Tensor:
+    """Squared coefficient of variation var(x) / mean(x)^2 (population).
+
+    The importance CV^2 of a gate mass (MoEImportanceLoss and the routing
+    statistics both use it).
+    """
+    x = x.float()
+    return x.var(unbiased=False) / (x.mean()**2 + eps)
 
 
 @torch.no_grad()
@@ -42,3 +62,320 @@ def routing_health(record: RoutingRecord) -> dict:
     usage = expert_usage(record)
     return dict(usage_entropy=normalised_entropy(usage),
                 dominant_share=usage.max())
+
+
+@torch.no_grad()
+def patch_gate_entropy(probs: Tensor) -> Tensor:
+    """Entropy H(P_t) of each patch's gate distribution, in nats.
+
+    Args:
+        probs (Tensor): Gate probabilities (T, N).
+
+    Returns:
+        Tensor: Shape (T,).
+    """
+    probs = probs.detach().double()
+    return -(probs * probs.clamp_min(1e-300).log()).sum(dim=1)
+
+
+def dead_threshold(num_experts: int) -> float:
+    """Usage below which an expert counts as dead: 1 / (10 N)."""
+    return 1.0 / (10 * num_experts)
+
+
+class RoutingCounts:
+    """Sums over forward passes of one layer, from which the routing
+    statistics follow.
+
+    Holds (float64, on the device of the first record): slot counts per
+    expert (each patch fills k slots), gate probability mass per expert
+    (importance), the sum of the per-patch gate entropies, the patch count
+    and, when ``num_classes`` > 0, the label pixels per class and the
+    pixel-slots per class and expert (a pixel in a patch routed to k
+    experts adds 1 to each of them).
+
+    Args:
+        num_experts (int): N.
+        num_classes (int): Classes for P(expert | class); 0 for none.
+        device (torch.device, optional): Where the sums live.
+    """
+
+    def __init__(self, num_experts: int, num_classes: int = 0,
+                 device: Optional[torch.device] = None) -> None:
+        if num_experts < 1 or num_classes < 0:
+            raise ValueError(f'RoutingCounts needs num_experts >= 1 and '
+                             f'num_classes >= 0, got {num_experts}, '
+                             f'{num_classes}')
+        self.num_experts = num_experts
+        self.num_classes = num_classes
+        self._flat = torch.zeros(self.flat_size(num_experts, num_classes),
+                                 dtype=torch.float64, device=device)
+
+    @staticmethod
+    def flat_size(num_experts: int, num_classes: int) -> int:
+        """Length of :meth:`flat` for these sizes."""
+        return 2 * num_experts + 2 + num_classes * (1 + num_experts)
+
+    def _part(self, start: int, length: int) -> Tensor:
+        return self._flat[start:start + length]
+
+    @property
+    def slots(self) -> Tensor:
+        """Top-k slots per expert (N,)."""
+        return self._part(0, self.num_experts)
+
+    @property
+    def gate_mass(self) -> Tensor:
+        """Summed gate probabilities per expert (N,): the importance."""
+        return self._part(self.num_experts, self.num_experts)
+
+    @property
+    def entropy_sum(self) -> Tensor:
+        """Sum over patches of the gate entropy in nats (1,)."""
+        return self._part(2 * self.num_experts, 1)
+
+    @property
+    def patches(self) -> Tensor:
+        """Patches counted (1,)."""
+        return self._part(2 * self.num_experts + 1, 1)
+
+    @property
+    def class_pixels(self) -> Tensor:
+        """Label pixels per class (C,)."""
+        return self._part(2 * self.num_experts + 2, self.num_classes)
+
+    @property
+    def class_slots(self) -> Tensor:
+        """Pixel-slots per class and expert (C, N)."""
+        start = 2 * self.num_experts + 2 + self.num_classes
+        return self._part(start, self.num_classes * self.num_experts).view(
+            self.num_classes, self.num_experts)
+
+    def flat(self) -> Tensor:
+        """All sums as one float64 tensor (a view: changing it changes the
+        counts, so an in-place all-reduce sums them over ranks)."""
+        return self._flat
+
+    def load_flat(self, flat: Tensor) -> None:
+        """Replace the sums by ``flat`` (e.g. reduced over ranks)."""
+        if flat.shape != self._flat.shape:
+            raise ValueError(f'RoutingCounts.load_flat: expected '
+                             f'{tuple(self._flat.shape)}, got '
+                             f'{tuple(flat.shape)}')
+        self._flat = flat.to(self._flat)
+
+    def reset(self) -> None:
+        """Set every sum to zero."""
+        self._flat.zero_()
+
+    @torch.no_grad()
+    def add(self, record: RoutingRecord) -> None:
+        """Add one forward pass's routing (no host sync)."""
+        if record.num_experts != self.num_experts:
+            raise ValueError(f'RoutingCounts for {self.num_experts} experts '
+                             f'got a record with {record.num_experts}')
+        if self._flat.device != record.probs.device:
+            self._flat = self._flat.to(record.probs.device)
+        experts = record.experts.flatten()
+        self.slots.index_add_(
+            0, experts, torch.ones_like(experts, dtype=torch.float64))
+        probs = record.probs.detach()
+        self.gate_mass.add_(probs.double().sum(dim=0))
+        self.entropy_sum.add_(patch_gate_entropy(probs).sum())
+        self.patches.add_(probs.shape[0])
+
+    @torch.no_grad()
+    def add_classes(self, pixels: Tensor, slots: Tensor) -> None:
+        """Add class counts from :func:`class_expert_counts`.
+
+        Args:
+            pixels (Tensor): Label pixels per class (C,).
+            slots (Tensor): Pixel-slots per class and expert (C, N).
+        """
+        if slots.shape != (self.num_classes, self.num_experts):
+            raise ValueError(
+                f'RoutingCounts.add_classes: expected slots of shape '
+                f'({self.num_classes}, {self.num_experts}), got '
+                f'{tuple(slots.shape)}')
+        self.class_pixels.add_(pixels.to(self._flat))
+        self.class_slots.add_(slots.to(self._flat))
+
+    @torch.no_grad()
+    def summary(self) -> dict:
+        """The routing statistics of everything added.
+
+        Returns:
+            dict: Plain Python numbers and lists:
+
+            - ``patches``: patches counted.
+            - ``usage``: share f_i of the top-k slots per expert.
+            - ``usage_entropy``: H(f) / log N (1 balanced, 0 collapsed; 1
+              for a single expert).
+            - ``dominant_expert``, ``dominant_share``: argmax and max of f.
+            - ``dead_experts``: experts with f_i < 1 / (10 N);
+              ``num_dead``: how many.
+            - ``importance``: share of the gate probability mass per
+              expert; ``importance_cv2``: CV^2 of that mass (the
+              MoEImportanceLoss formula, over all patches added).
+            - ``gate_entropy``: mean per-patch gate entropy H(P_t)
+              normalised by log N (0 confident, 1 uniform; 0 for N = 1).
+            - ``class_pixels`` and ``expert_given_class`` (C x N rows
+              summing to 1, zeros for a class without pixels): only when
+              class counts were added.
+        """
+        n = self.num_experts
+        slots = self.slots.cpu()
+        patches = float(self.patches.item())
+        usage = slots / slots.sum().clamp_min(1)
+        mass = self.gate_mass.cpu()
+        mean_entropy = float(self.entropy_sum.item()) / max(patches, 1.0)
+        out = dict(
+            num_experts=n,
+            patches=int(round(patches)),
+            usage=usage.tolist(),
+            usage_entropy=float(normalised_entropy(usage)),
+            dominant_expert=int(usage.argmax()),
+            dominant_share=float(usage.max()),
+            dead_experts=[
+                i for i, share in enumerate(usage.tolist())
+                if share < dead_threshold(n)
+            ],
+            importance=(mass / mass.sum().clamp_min(1e-300)).tolist(),
+            importance_cv2=float(cv_squared(mass)),
+            gate_entropy=(mean_entropy / math.log(n) if n > 1 else 0.0))
+        out['num_dead'] = len(out['dead_experts'])
+        if self.num_classes:
+            pixels = self.class_pixels.cpu()
+            class_slots = self.class_slots.cpu()
+            given = class_slots / class_slots.sum(
+                dim=1, keepdim=True).clamp_min(1)
+            out['class_pixels'] = [int(round(p)) for p in pixels.tolist()]
+            out['expert_given_class'] = given.tolist()
+        return out
+
+
+def _axis_cells(label_len: int, input_len: int, padding: Tuple[int, int],
+                flip: bool, window: Tuple[int, int], out_len: int,
+                starts: Sequence[int], device: torch.device) -> Tensor:
+    """Grid row (or column) of each label pixel along one axis; -1 where
+    the pixel falls outside the window the layer saw."""
+    centres = (torch.arange(label_len, device=device, dtype=torch.float64) +
+               0.5) / label_len
+    if flip:
+        centres = 1.0 - centres
+    before, after = padding
+    position = before + centres * (input_len - before - after)
+    first, stop = window
+    inside = (position >= first) & (position < stop)
+    out = ((position - first) * out_len / (stop - first)).floor().long()
+    out = out.clamp(0, out_len - 1)
+    boundaries = torch.tensor(starts, device=device, dtype=torch.long)
+    cells = torch.bucketize(out, boundaries, right=True) - 1
+    return torch.where(inside, cells, torch.full_like(cells, -1))
+
+
+def label_cells(record: RoutingRecord,
+                label_size: Tuple[int, int],
+                input_size: Tuple[int, int],
+                padding: Sequence[int] = (0, 0, 0, 0),
+                flip: Optional[str] = None,
+                window: Optional[Sequence[int]] = None,
+                device: Optional[torch.device] = None) -> Tensor:
+    """The grid cell each label pixel lies in.
+
+    The label covers the unpadded part of the network input (MMSeg resizes
+    predictions back to the label size the same way); the layer's output
+    covers ``window`` of the input (all of it, or a slide-inference crop)
+    and is cut into the record's cells.
+
+    Args:
+        record (RoutingRecord): The layer's routing (cells in its output
+            pixels).
+        label_size (tuple): (height, width) of the label.
+        input_size (tuple): (height, width) of the network input (padded).
+        padding (sequence): Padding of the input (left, right, top,
+            bottom), as MMSeg's ``img_padding_size``.
+        flip (str, optional): 'horizontal' or 'vertical' if the input was
+            flipped.
+        window (sequence, optional): (y1, y2, x1, x2) of the input the
+            layer saw. Default: the whole input.
+        device (torch.device, optional): Device of the result.
+
+    Returns:
+        Tensor: (H_label, W_label) long, the cell index within one image's
+        grid (row-major), -1 outside the window.
+    """
+    height, width = input_size
+    y1, y2, x1, x2 = window if window is not None else (0, height, 0, width)
+    left, right, top, bottom = padding
+    rows = _axis_cells(label_size[0], height, (top, bottom),
+                       flip == 'vertical', (y1, y2), record.out_size[0],
+                       record.row_starts, device)
+    cols = _axis_cells(label_size[1], width, (left, right),
+                       flip == 'horizontal', (x1, x2), record.out_size[1],
+                       record.col_starts, device)
+    cells = rows[:, None] * len(record.col_starts) + cols[None, :]
+    outside = (rows[:, None] < 0) | (cols[None, :] < 0)
+    return cells.masked_fill(outside, -1)
+
+
+@torch.no_grad()
+def class_expert_counts(record: RoutingRecord, image_index: int,
+                        cells: Tensor, label: Tensor,
+                        num_classes: int) -> Tuple[Tensor, Tensor]:
+    """Pixels of each class, and pixel-slots of each class per expert, for
+    one image of a record.
+
+    Args:
+        record (RoutingRecord): The routing of the batch holding the image.
+        image_index (int): The image's index in the batch.
+        cells (Tensor): Cell per label pixel (H, W), from
+            :func:`label_cells`; -1 is left out.
+        label (Tensor): Class per pixel (H, W); values outside
+            [0, num_classes) (ignore index) are left out.
+        num_classes (int): C.
+
+    Returns:
+        tuple[Tensor, Tensor]: Pixels per class (C,) and pixel-slots per
+        class and expert (C, N), float64.
+    """
+    _, rows, cols = record.grid
+    per_image = rows * cols
+    label = label.to(cells.device).long()
+    valid = (cells >= 0) & (label >= 0) & (label < num_classes)
+    pairs = label[valid] * per_image + cells[valid]
+    class_cell = torch.bincount(
+        pairs, minlength=num_classes * per_image).double().view(
+            num_classes, per_image)
+    first = image_index * per_image
+    experts = record.experts[first:first + per_image].to(cells.device)
+    slots = class_cell.new_zeros(num_classes, record.num_experts)
+    for slot in range(experts.shape[1]):
+        slots.index_add_(1, experts[:, slot], class_cell)
+    return class_cell.sum(dim=1), slots
+
+
+def slide_windows(input_size: Tuple[int, int], crop_size: Tuple[int, int],
+                  stride: Tuple[int, int]) -> List[Tuple[int, int, int, int]]:
+    """The crops of MMSeg's slide inference, in the order it runs them.
+
+    Returns:
+        list[tuple]: (y1, y2, x1, x2) per crop.
+    """
+    height, width = input_size
+    crop_h, crop_w = crop_size
+    stride_h, stride_w = stride
+    rows = max(height - crop_h + stride_h - 1, 0) // stride_h + 1
+    cols = max(width - crop_w + stride_w - 1, 0) // stride_w + 1
+    windows = []
+    for i in range(rows):
+        for j in range(cols):
+            y2 = min(i * stride_h + crop_h, height)
+            x2 = min(j * stride_w + crop_w, width)
+            windows.append((max(y2 - crop_h, 0), y2, max(x2 - crop_w, 0), x2))
+    return windows
+
+
+def summaries(counts: Dict[str, RoutingCounts]) -> Dict[str, dict]:
+    """:meth:`RoutingCounts.summary` of every layer."""
+    return {name: c.summary() for name, c in counts.items()}
