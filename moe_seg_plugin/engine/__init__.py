@@ -1,11 +1,13 @@
 """MMEngine glue: run set-up shared by the tools, and hooks."""
 from .progress import ProgressHook
+from .routing_stats_hook import RoutingStatsHook
 from .run_setup import (check_data_roots, clear_errors, cpu_distributed, enable_amp,
                         load_config, run_cli, runner_from_cfg, set_work_dir,
                         test_config, use_tta)
 
 __all__ = [
     'load_config', 'check_data_roots', 'cpu_distributed', 'enable_amp',
-    'set_work_dir', 'test_config', 'use_tta', 'ProgressHook', 'run_cli',
+    'set_work_dir', 'test_config', 'use_tta', 'ProgressHook',
+    'RoutingStatsHook', 'run_cli',
     'runner_from_cfg', 'clear_errors'
 ]

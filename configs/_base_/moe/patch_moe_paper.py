@@ -12,3 +12,7 @@ moe_paper = dict(
     expert_init='random')
 # Experts that no patch chose in a step get no gradient; DDP must be told.
 find_unused_parameters = True
+# Routing statistics of every PatchConvMoE layer (usage, entropy, dead
+# experts, importance CV^2, gate entropy; P(expert | class) at validation),
+# logged at the logger interval and appended to <work_dir>/routing_stats.json.
+custom_hooks = [dict(type='RoutingStatsHook')]

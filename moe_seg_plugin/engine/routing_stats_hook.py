@@ -1,0 +1,344 @@
+"""Routing statistics of every PatchConvMoE layer, logged while a Runner
+trains, validates or tests."""
+import json
+import logging
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine import dist as mm_dist
+from mmengine.hooks import Hook, LoggerHook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+from torch import nn
+
+from ..models.injection import moe_layers
+from ..moe.routing import RoutingRecord
+from ..moe.statistics import (RoutingCounts, class_expert_counts,
+                              label_cells, slide_windows)
+
+#: Summary entries logged as scalars, by their name in the logs.
+LOGGED = {
+    'usage_entropy': 'usage_entropy',
+    'dominant_share': 'dominant_share',
+    'dead_experts': 'num_dead',
+    'importance_cv2': 'importance_cv2',
+    'gate_entropy': 'gate_entropy',
+}
+DEFAULT_LOG_INTERVAL = 50  # LoggerHook's default
+
+
+@HOOKS.register_module()
+class RoutingStatsHook(Hook):
+    """Logs how the PatchConvMoE layers route (DESIGN.md, routing
+    statistics).
+
+    Every forward pass of every PatchConvMoE layer is counted. In training
+    the counts since the last log are summed over ranks and logged at the
+    logger interval as ``train/moe/<layer>/<name>`` scalars of the
+    MessageHub, which the LoggerHook (priority BELOW_NORMAL, after this
+    hook) sends to every visualizer backend. Names: ``usage_entropy``
+    (H(f)/log N), ``dominant_share``, ``dead_experts`` (how many have usage
+    below 1/(10N)), ``importance_cv2``, ``gate_entropy`` (mean per-patch
+    gate entropy / log N) and ``usage_expert_<i>``; see
+    :meth:`RoutingCounts.summary`. A validation or test epoch is counted as
+    a whole and logged as ``val/...`` or ``test/...`` scalars, with
+    P(expert | class) from the ground truth: the share of each class's
+    pixel-slots that fall in patches routed to each expert (in the JSON
+    file and, as a heat map, sent to the visualizer).
+
+    Every log is also appended to ``<work_dir>/<out_file>``, one JSON object
+    a line (like MMEngine's scalars.json): ``mode``, ``iter``, ``run`` (the
+    runner's timestamp), ``layers`` (the full summary per layer) and, for
+    val/test, ``classes``.
+
+    Slide inference runs a layer once per crop: every crop counts, and a
+    label pixel counts for each crop that covers it. When the runs of a
+    layer cannot be matched to image windows (e.g. test-time augmentation),
+    P(expert | class) is left out with one warning.
+
+    Args:
+        interval (int, optional): Training iterations between logs.
+            Default: the LoggerHook's interval (and its end-of-epoch rule),
+            so every logged step has fresh statistics.
+        per_expert (bool): Also log each expert's usage share. Default: True.
+        class_stats (bool): Compute P(expert | class) at validation and test.
+            Default: True.
+        draw_class_maps (bool): Send the P(expert | class) heat map of each
+            layer to the visualizer after validation/test. Default: True.
+        out_file (str): File name in the work dir. Default:
+            'routing_stats.json'.
+    """
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 interval: Optional[int] = None,
+                 per_expert: bool = True,
+                 class_stats: bool = True,
+                 draw_class_maps: bool = True,
+                 out_file: str = 'routing_stats.json') -> None:
+        if interval is not None and (not isinstance(interval, int)
+                                     or interval < 1):
+            raise ValueError(f'RoutingStatsHook: interval must be a positive '
+                             f'int or None (the LoggerHook\'s), got '
+                             f'{interval!r}')
+        self.interval = interval
+        self.per_expert = per_expert
+        self.class_stats = class_stats
+        self.draw_class_maps = draw_class_maps
+        self.out_file = out_file
+        #: The last summary per mode: dict(iter, layers, classes).
+        self.results: Dict[str, dict] = {}
+        self._layers: Dict[str, nn.Module] = {}
+        self._handles: List = []
+        self._mode: Optional[str] = None
+        self._counts: Dict[str, Dict[str, RoutingCounts]] = {}
+        self._pending: Dict[str, List[RoutingRecord]] = {}
+        self._input_size: Optional[tuple] = None
+        self._classes: List[str] = []
+        self._model: Optional[nn.Module] = None
+        self._warned: set = set()
+
+    # Collecting.
+    def before_run(self, runner) -> None:
+        if self._handles:
+            return
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        self._model = model
+        self._layers = dict(sorted(moe_layers(model).items()))
+        if not self._layers:
+            self._warn('no-layers', 'RoutingStatsHook: the model has no '
+                       'PatchConvMoE layer; no routing statistics')
+            return
+        for name, layer in self._layers.items():
+            self._handles.append(
+                layer.register_forward_hook(self._collector(name)))
+        self._handles.append(
+            model.register_forward_pre_hook(self._note_input,
+                                            with_kwargs=True))
+
+    def after_run(self, runner) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _collector(self, name: str):
+
+        def collect(module, args, output) -> None:
+            counts = self._counts.get(self._mode)
+            record = module.last_routing
+            if counts is None or record is None:
+                return
+            counts[name].add(record)
+            if self._mode != 'train' and self._classes:
+                self._pending.setdefault(name, []).append(record)
+
+        return collect
+
+    def _note_input(self, module, args, kwargs) -> None:
+        inputs = kwargs.get('inputs', args[0] if args else None)
+        if isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
+            self._input_size = tuple(inputs.shape[-2:])
+
+    def _start(self, mode: str, num_classes: int = 0) -> None:
+        self._mode = mode
+        self._pending = {}
+        self._counts[mode] = {
+            name: RoutingCounts(layer.num_experts, num_classes,
+                                _device_of(layer))
+            for name, layer in self._layers.items()
+        }
+
+    # Training.
+    def before_train(self, runner) -> None:
+        self._classes = []
+        self._start('train')
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        self._mode = 'train'
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        if not self._layers or not self._log_due(runner, batch_idx):
+            return
+        self._publish(runner, 'train', runner.iter + 1)
+        for counts in self._counts['train'].values():
+            counts.reset()
+
+    def _log_due(self, runner, batch_idx: int) -> bool:
+        """The LoggerHook's rule for logging after this iteration."""
+        logger = next((h for h in runner.hooks if isinstance(h, LoggerHook)),
+                      None)
+        interval = self.interval or (logger.interval if logger else
+                                     DEFAULT_LOG_INTERVAL)
+        if self.every_n_inner_iters(batch_idx, interval):
+            return True
+        ignore_last = logger.ignore_last if logger else True
+        loader = runner.train_dataloader
+        return self.end_of_epoch(loader, batch_idx) and (
+            not ignore_last or len(loader) <= interval)
+
+    # Validation and test.
+    def before_val_epoch(self, runner) -> None:
+        self._begin_eval(runner, 'val')
+
+    def before_test_epoch(self, runner) -> None:
+        self._begin_eval(runner, 'test')
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None,
+                       outputs: Optional[Sequence] = None) -> None:
+        self._count_classes(outputs)
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None,
+                        outputs: Optional[Sequence] = None) -> None:
+        self._count_classes(outputs)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._end_eval(runner, 'val')
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._end_eval(runner, 'test')
+
+    def _begin_eval(self, runner, mode: str) -> None:
+        self._classes = []
+        if self.class_stats and self._layers:
+            loop = runner.val_loop if mode == 'val' else runner.test_loop
+            metainfo = getattr(loop.dataloader.dataset, 'metainfo', {}) or {}
+            self._classes = [str(c) for c in metainfo.get('classes') or ()]
+            if not self._classes:
+                self._warn('no-classes', 'RoutingStatsHook: the data set '
+                           'names no classes; P(expert | class) left out')
+        self._start(mode, len(self._classes))
+
+    def _end_eval(self, runner, mode: str) -> None:
+        if self._layers:
+            self._publish(runner, mode, _train_step(runner), self._classes)
+        self._mode = None
+        self._pending = {}
+
+    def _count_classes(self, outputs: Optional[Sequence]) -> None:
+        """P(expert | class) counts of one batch, from the data samples."""
+        pending, self._pending = self._pending, {}
+        if not pending or not outputs:
+            return
+        if not all('gt_sem_seg' in sample for sample in outputs):
+            self._warn('no-labels', 'RoutingStatsHook: data samples without '
+                       'gt_sem_seg; P(expert | class) left out')
+            return
+        counts = self._counts[self._mode]
+        num_classes = len(self._classes)
+        for name, records in pending.items():
+            windows = self._windows(records, len(outputs))
+            if windows is None:
+                self._warn('windows', f'RoutingStatsHook: {len(records)} '
+                           f'runs of layer {name} for one batch of '
+                           f'{len(outputs)} images do not match whole or '
+                           f'slide inference (test-time augmentation?); '
+                           f'P(expert | class) left out for such batches')
+                continue
+            for index, sample in enumerate(outputs):
+                label = sample.gt_sem_seg.data[0]
+                valid = label[(label >= 0) & (label < num_classes)].long()
+                pixels = torch.bincount(valid, minlength=num_classes)
+                slots = 0
+                for record, window in zip(records, windows):
+                    cells = label_cells(record, tuple(label.shape),
+                                        self._input_size,
+                                        _padding(sample.metainfo),
+                                        _flip(sample.metainfo), window,
+                                        device=label.device)
+                    slots = slots + class_expert_counts(
+                        record, index, cells, label, num_classes)[1]
+                counts[name].add_classes(pixels, slots)
+
+    def _windows(self, records: List[RoutingRecord],
+                 batch: int) -> Optional[list]:
+        """Which part of the input each run of a layer saw, or None."""
+        if self._input_size is None or any(r.grid[0] != batch
+                                           for r in records):
+            return None
+        test_cfg = getattr(self._model, 'test_cfg', None) or {}
+        if test_cfg.get('mode', 'whole') == 'slide':
+            windows = slide_windows(self._input_size,
+                                    tuple(test_cfg['crop_size']),
+                                    tuple(test_cfg['stride']))
+        else:
+            windows = [None]
+        return windows if len(windows) == len(records) else None
+
+    # Reporting.
+    def _publish(self, runner, mode: str, step: int,
+                 classes: Sequence[str] = ()) -> None:
+        """Sum over ranks, log the scalars, keep and write the summary."""
+        counts = self._counts[mode]
+        flats = {name: c.flat().clone() for name, c in counts.items()}
+        mm_dist.all_reduce_dict(flats, op='sum')
+        for name, flat in flats.items():
+            counts[name].load_flat(flat)
+        layers = {name: c.summary() for name, c in counts.items()}
+        for name, summary in layers.items():
+            prefix = f'{mode}/moe/{name}/'
+            for logged, key in LOGGED.items():
+                runner.message_hub.update_scalar(prefix + logged,
+                                                 summary[key])
+            if self.per_expert:
+                for expert, share in enumerate(summary['usage']):
+                    runner.message_hub.update_scalar(
+                        f'{prefix}usage_expert_{expert}', share)
+        entry = dict(mode=mode, iter=step, run=runner.timestamp,
+                     layers=layers)
+        if classes:
+            entry['classes'] = list(classes)
+        self.results[mode] = entry
+        if mm_dist.is_main_process():
+            self._write(runner, entry)
+            if classes and self.draw_class_maps:
+                self._draw(runner, entry, step)
+
+    def _write(self, runner, entry: dict) -> None:
+        path = osp.join(runner.work_dir, self.out_file)
+        with open(path, 'a', encoding='utf-8') as file:
+            file.write(json.dumps(entry) + '\n')
+
+    def _draw(self, runner, entry: dict, step: int) -> None:
+        from ..visualization.routing_charts import class_heat_map
+        for name, summary in entry['layers'].items():
+            image = class_heat_map(
+                summary['expert_given_class'], entry['classes'],
+                title=f'{name}: P(expert | class), {entry["mode"]}',
+                class_pixels=summary['class_pixels'])
+            runner.visualizer.add_image(
+                f'moe_{name}_expert_given_class', image, step=step)
+
+    def _warn(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            print_log(message, logger='current', level=logging.WARNING)
+
+
+def _device_of(layer: nn.Module) -> Optional[torch.device]:
+    parameter = next(layer.parameters(), None)
+    return parameter.device if parameter is not None else None
+
+
+def _train_step(runner) -> int:
+    """The training iteration (0 without a train loop)."""
+    loop = runner._train_loop
+    if loop is None or isinstance(loop, dict):
+        return 0
+    return runner.iter
+
+
+def _padding(metainfo: dict) -> Sequence[int]:
+    """(left, right, top, bottom) padding, read as MMSeg's
+    postprocess_result reads it."""
+    if 'img_padding_size' in metainfo:
+        return metainfo['img_padding_size']
+    return metainfo.get('padding_size', (0, 0, 0, 0))
+
+
+def _flip(metainfo: dict) -> Optional[str]:
+    return metainfo.get('flip_direction') if metainfo.get('flip') else None

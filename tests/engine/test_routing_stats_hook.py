@@ -1,0 +1,389 @@
+"""RoutingStatsHook: its numbers against statistics computed by hand from
+the routing records it saw, in a real Runner (train + val), with slide
+inference, and with the counts summed over (simulated) ranks."""
+import dataclasses
+import json
+import math
+import pathlib
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
+from torch import nn
+
+from moe_seg_plugin.datasets import write_cityscapes
+from moe_seg_plugin.engine import RoutingStatsHook, load_config
+from moe_seg_plugin.moe import PatchConvMoE
+from moe_seg_plugin.models.injection import moe_layers
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CONFIG = str(ROOT / 'configs/erfnet/'
+             'patchmoe_erfnet_fcn_1xb4-1k_street-cityscapes-256x256.py')
+LAYER = 'decode_head.convs.0'
+CLASSES = 19
+
+
+def _copy(record):
+    """A detached copy of a routing record."""
+    return dataclasses.replace(
+        record, logits=record.logits.detach().clone(),
+        probs=record.probs.detach().clone(),
+        experts=record.experts.clone(), weights=record.weights.detach())
+
+
+def _expected(records) -> dict:
+    """The statistics, computed directly from the records."""
+    experts = torch.cat([r.experts for r in records]).flatten()
+    n = records[0].num_experts
+    usage = torch.bincount(experts, minlength=n).double() / experts.numel()
+    probs = torch.cat([r.probs for r in records]).double()
+    mass = probs.sum(0)
+    per_patch = -(probs * probs.clamp_min(1e-300).log()).sum(1).mean()
+    return dict(
+        usage=usage.tolist(),
+        usage_entropy=-sum(f * math.log(f)
+                           for f in usage.tolist() if f) / math.log(n),
+        dominant_share=usage.max().item(),
+        dead_experts=int((usage < 1 / (10 * n)).sum()),
+        importance_cv2=(mass.var(unbiased=False) / mass.mean()**2).item(),
+        gate_entropy=per_patch.item() / math.log(n),
+        patches=probs.shape[0])
+
+
+def _class_slots(record, image, label, scale, offset=(0, 0)):
+    """Pixel-slots per class and expert of one image, by walking the cells
+    (the label at input size, the layer's output ``scale`` times smaller,
+    covering the input from ``offset``)."""
+    _, rows, cols = record.grid
+    slots = torch.zeros(CLASSES, record.num_experts, dtype=torch.float64)
+    for i in range(rows):
+        for j in range(cols):
+            top = offset[0] + scale * record.row_starts[i]
+            left = offset[1] + scale * record.col_starts[j]
+            box = label[top:top + scale * record.row_sizes[i],
+                        left:left + scale * record.col_sizes[j]]
+            box = box[box < CLASSES]
+            counts = torch.bincount(box, minlength=CLASSES).double()
+            for expert in record.experts[image * rows * cols + i * cols + j]:
+                slots[:, expert] += counts
+    return slots
+
+
+class _RandomGate(nn.Module):
+    """Random logits per patch: neighbouring cells go to different experts,
+    so a wrong mapping of label pixels to cells shows (a fresh model's gate
+    sends all patches of these small scenes to the same experts)."""
+
+    def __init__(self, num_experts: int):
+        super().__init__()
+        self.num_experts = num_experts
+
+    def forward(self, windows, core):
+        return torch.randn(windows.shape[0], self.num_experts) * 3
+
+
+def _diversify_gate(layer: PatchConvMoE) -> None:
+    layer.gate = _RandomGate(layer.num_experts)
+
+
+def _varied(records) -> bool:
+    return len({tuple(row) for r in records
+                for row in r.experts.tolist()}) >= 3
+
+
+def _check(summary: dict, expected: dict) -> None:
+    for key in ('usage_entropy', 'dominant_share', 'importance_cv2',
+                'gate_entropy'):
+        assert summary[key] == pytest.approx(expected[key], rel=1e-5,
+                                             abs=1e-9), key
+    assert summary['usage'] == pytest.approx(expected['usage'])
+    assert summary['num_dead'] == expected['dead_experts']
+    assert summary['patches'] == expected['patches']
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """Two training iterations and one validation of the ERFNet street
+    config on generated scenes, with every routing record captured."""
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+
+    data = tmp_path_factory.mktemp('street')
+    write_cityscapes(str(data), num_train=2, num_val=2, height=64, width=128,
+                     seed=5)
+    options = {
+        f'{loader}.dataset.data_root': str(data)
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader')
+    }
+    options.update({
+        'train_dataloader.batch_size': 1,
+        'train_dataloader.num_workers': 0,
+        'val_dataloader.num_workers': 0,
+        'train_dataloader.dataset.pipeline.2.scale': (128, 64),
+        'train_dataloader.dataset.pipeline.3.crop_size': (64, 64),
+        'val_dataloader.dataset.pipeline.1.scale': (128, 64),
+        'model.data_preprocessor.size': (64, 64),
+        'train_cfg.max_iters': 2,
+        'train_cfg.val_interval': 2,
+        'default_hooks.checkpoint.interval': 1000,
+        'default_hooks.checkpoint.save_last': False,
+        'default_hooks.logger.interval': 1,
+        'log_level': 'WARNING',
+    })
+    cfg = load_config(CONFIG, options)
+    assert [h['type'] for h in cfg.custom_hooks] == ['RoutingStatsHook']
+    cfg.work_dir = str(tmp_path_factory.mktemp('work'))
+    runner = Runner.from_cfg(cfg)
+    layer = moe_layers(runner.model)[LAYER]
+    captured = dict(train=[], val=[], samples=[])
+    layer.register_forward_hook(lambda m, a, o: captured[
+        'train' if m.training else 'val'].append(_copy(m.last_routing)))
+
+    class KeepSamples(Hook):
+
+        def before_val_epoch(self, runner):
+            _diversify_gate(layer)  # after the Runner's init_weights
+
+        def after_val_iter(self, runner, batch_idx, data_batch=None,
+                           outputs=None):
+            captured['samples'].extend(outputs)
+
+    runner.register_hook(KeepSamples(), 'LOW')
+    runner.train()
+    return runner, captured
+
+
+def test_training_scalars_equal_statistics_of_the_records(trained):
+    runner, captured = trained
+    assert len(captured['train']) == 2  # one forward per iteration
+    hub = runner.message_hub
+    for name, key in (('usage_entropy', 'usage_entropy'),
+                      ('dominant_share', 'dominant_share'),
+                      ('importance_cv2', 'importance_cv2'),
+                      ('gate_entropy', 'gate_entropy'),
+                      ('dead_experts', 'dead_experts')):
+        logged = hub.get_scalar(f'train/moe/{LAYER}/{name}').data[0]
+        # Logged after each iteration (logger interval 1): each value is
+        # that iteration's forward alone.
+        assert logged.tolist() == pytest.approx(
+            [_expected([r])[key] for r in captured['train']],
+            rel=1e-5), name
+    usage = [
+        hub.get_scalar(f'train/moe/{LAYER}/usage_expert_{i}').current()
+        for i in range(8)
+    ]
+    assert usage == pytest.approx(_expected(captured['train'][-1:])['usage'])
+
+
+def test_logger_hook_writes_them_to_the_visualizer_backend(trained):
+    runner, captured = trained
+    lines = pathlib.Path(runner.log_dir, 'vis_data', 'scalars.json')
+    records = [json.loads(line) for line in lines.read_text().splitlines()]
+    key = f'moe/{LAYER}/usage_entropy'
+    train = [r for r in records if 'loss' in r]
+    assert [r['step'] for r in train] == [1, 2]
+    assert [r[key] for r in train] == pytest.approx(
+        [_expected([r])['usage_entropy'] for r in captured['train']])
+    val = [r for r in records if 'mIoU' in r]
+    assert val[0][key] == pytest.approx(
+        _expected(captured['val'])['usage_entropy'])
+    images = pathlib.Path(runner.log_dir, 'vis_data', 'vis_image')
+    assert (images / f'moe_{LAYER}_expert_given_class_2.png').is_file()
+
+
+def test_validation_statistics_and_expert_given_class(trained):
+    runner, captured = trained
+    records, samples = captured['val'], captured['samples']
+    assert len(records) == len(samples) == 2  # batch size 1
+    assert _varied(records)
+    path = pathlib.Path(runner.work_dir, 'routing_stats.json')
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(e['mode'], e['iter']) for e in entries] == [('train', 1),
+                                                        ('train', 2),
+                                                        ('val', 2)]
+    val = entries[-1]
+    assert len(val['classes']) == CLASSES and val['classes'][0] == 'road'
+    summary = val['layers'][LAYER]
+    _check(summary, _expected(records))
+    assert runner.message_hub.get_scalar(
+        f'val/moe/{LAYER}/usage_entropy').current() == pytest.approx(
+            summary['usage_entropy'])
+
+    slots = torch.zeros(CLASSES, 8, dtype=torch.float64)
+    pixels = torch.zeros(CLASSES, dtype=torch.float64)
+    for record, sample in zip(records, samples):
+        label = sample.gt_sem_seg.data[0]
+        assert sample.img_shape == sample.ori_shape == tuple(label.shape)
+        # ERFNet's decoder works at half the input size.
+        assert tuple(2 * s for s in record.out_size) == tuple(label.shape)
+        slots += _class_slots(record, 0, label, 2)
+        pixels += torch.bincount(label[label < CLASSES],
+                                 minlength=CLASSES).double()
+    assert summary['class_pixels'] == pixels.tolist()
+    expected = slots / slots.sum(1, keepdim=True).clamp_min(1)
+    assert torch.allclose(torch.tensor(summary['expert_given_class'],
+                                       dtype=torch.float64), expected)
+    assert sum(summary['class_pixels']) > 0.9 * 2 * 64 * 128
+
+
+def _sample(label: torch.Tensor) -> SegDataSample:
+    sample = SegDataSample()
+    sample.gt_sem_seg = PixelData(data=label[None])
+    shape = tuple(label.shape)
+    sample.set_metainfo(dict(img_shape=shape, ori_shape=shape))
+    return sample
+
+
+class _Runner:
+    """The parts of a Runner the hook uses."""
+
+    def __init__(self, model, work_dir, classes=()):
+        self.model = model
+        self.message_hub = MessageHub.get_instance(f'routing-{id(self)}')
+        self.work_dir = str(work_dir)
+        self.timestamp = 'test'
+        self.hooks = []
+        self.iter = 0
+        self._train_loop = None
+        loop = SimpleNamespace(dataloader=SimpleNamespace(
+            dataset=SimpleNamespace(metainfo=dict(classes=classes))))
+        self.val_loop = self.test_loop = loop
+
+
+def test_slide_inference_counts_every_crop(tmp_path):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = load_config(CONFIG)
+    cfg.model.test_cfg = dict(mode='slide', crop_size=(32, 64),
+                              stride=(24, 48))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.eval()
+    runner = _Runner(model, tmp_path, classes=[str(c) for c in
+                                               range(CLASSES)])
+    hook = RoutingStatsHook(draw_class_maps=False)
+    layer = moe_layers(model)[LAYER]
+    _diversify_gate(layer)
+    records = []
+    layer.register_forward_hook(
+        lambda m, a, o: records.append(_copy(m.last_routing)))
+    hook.before_run(runner)
+    hook.before_test_epoch(runner)
+    labels = [torch.randint(0, 4, (8, 16)).repeat_interleave(8, 0)
+              .repeat_interleave(8, 1) for _ in range(2)]
+    labels[1][:4] = 255  # ignored
+    data = dict(inputs=[torch.randint(0, 255, (3, 64, 128), dtype=torch.uint8)
+                        for _ in labels],
+                data_samples=[_sample(label) for label in labels])
+    with torch.no_grad():
+        outputs = model.test_step(data)
+    hook.after_test_iter(runner, 0, data, outputs)
+    hook.after_test_epoch(runner)
+
+    windows = [(y, x) for y in (0, 24, 32) for x in (0, 48, 64)]
+    assert len(records) == len(windows)  # one run per crop, batch of 2
+    assert all(r.out_size == (16, 32) for r in records)
+    assert _varied(records)
+    summary = hook.results['test']['layers'][LAYER]
+    _check(summary, _expected(records))
+    slots = sum(
+        _class_slots(record, image, label, 2, offset)
+        for record, offset in zip(records, windows)
+        for image, label in enumerate(labels))
+    expected = slots / slots.sum(1, keepdim=True).clamp_min(1)
+    assert torch.allclose(torch.tensor(summary['expert_given_class'],
+                                       dtype=torch.float64), expected)
+    pixels = sum(torch.bincount(label[label < CLASSES], minlength=CLASSES)
+                 for label in labels)
+    assert summary['class_pixels'] == pixels.tolist()
+
+
+class _TwoLayers(nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.first = PatchConvMoE(nn.Conv2d(3, 4, 3, padding=1),
+                                  num_experts=4, top_k=2)
+        self.second = PatchConvMoE(nn.Conv2d(4, 2, 1), num_experts=3,
+                                   top_k=1, grid=(2, 2))
+
+    def forward(self, x):
+        return self.second(self.first(x))
+
+
+def _train_step(hook, runner, model, batch_idx):
+    """One training step; returns the records of each layer."""
+    records = {}
+    handles = [
+        layer.register_forward_hook(
+            lambda m, a, o, name=name: records.setdefault(name, []).append(
+                _copy(m.last_routing)))
+        for name, layer in moe_layers(model).items()
+    ]
+    hook.before_train_iter(runner, batch_idx)
+    model(torch.randn(2, 3, 12, 18))
+    hook.after_train_iter(runner, batch_idx)
+    for handle in handles:
+        handle.remove()
+    return records
+
+
+def test_counts_are_summed_over_ranks_before_logging(tmp_path, monkeypatch):
+    import mmengine.dist
+
+    def double(data, op='sum', group=None):  # two ranks with equal counts
+        assert op == 'sum'
+        for key in data:
+            data[key] = data[key] * 2
+
+    model = _TwoLayers()
+    runner = _Runner(model, tmp_path)
+    hook = RoutingStatsHook(interval=1)
+    hook.before_run(runner)
+    hook.before_train(runner)
+    single = _train_step(hook, runner, model, 0)
+    first = hook.results['train']['layers']
+    monkeypatch.setattr(mmengine.dist, 'all_reduce_dict', double)
+    doubled = _train_step(hook, runner, model, 1)
+    second = hook.results['train']['layers']
+    for name in ('first', 'second'):
+        _check(first[name], _expected(single[name]))
+        expected = _expected(doubled[name])
+        expected['patches'] *= 2
+        _check(second[name], expected)  # shares unchanged, counts doubled
+    logged = runner.message_hub.get_scalar('train/moe/second/usage_entropy')
+    assert logged.current() == pytest.approx(
+        _expected(doubled['second'])['usage_entropy'])
+
+
+def test_unmatched_runs_skip_classes_with_one_warning(tmp_path, monkeypatch):
+    from moe_seg_plugin.engine import routing_stats_hook
+    warnings = []
+    monkeypatch.setattr(routing_stats_hook, 'print_log',
+                        lambda message, **kwargs: warnings.append(message))
+    model = _TwoLayers()
+    runner = _Runner(model, tmp_path, classes=['a', 'b'])
+    hook = RoutingStatsHook(draw_class_maps=False)
+    hook.before_run(runner)
+    hook.before_val_epoch(runner)
+    for _ in range(2):
+        model(torch.randn(1, 3, 12, 18))
+        model(torch.randn(1, 3, 12, 18))  # a second run for the same batch
+        hook.after_val_iter(runner, 0, None,
+                            [_sample(torch.zeros(12, 18, dtype=torch.long))])
+    hook.after_val_epoch(runner)
+    summary = hook.results['val']['layers']['first']
+    assert summary['patches'] == 4 * 9
+    assert summary['class_pixels'] == [0, 0]
+    # One warning per layer, not one per batch.
+    assert len(warnings) == 1 and 'do not match' in warnings[0]
+    lines = pathlib.Path(tmp_path, 'routing_stats.json').read_text()
+    assert json.loads(lines)['mode'] == 'val'
+    hook.after_run(runner)
+    model(torch.randn(1, 3, 12, 18))  # hooks removed: nothing counted
+    assert hook._counts['val']['first'].summary()['patches'] == 4 * 9
