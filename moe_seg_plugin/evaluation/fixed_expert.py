@@ -104,8 +104,8 @@ def select_layers(model: nn.Module,
     if not layers:
         raise ValueError(
             f'the model ({type(model).__name__}) has no PatchConvMoE layer; '
-            'fixed-expert evaluation needs a MoE config (PatchMoEHead or '
-            'PatchMoESegmentor)')
+            'use a MoE config (PatchMoEHead or PatchMoESegmentor, e.g. '
+            'configs/<arch>/patchmoe_*.py)')
     if not paths:
         return layers
     unknown = [path for path in paths if path not in layers]

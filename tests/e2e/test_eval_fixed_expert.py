@@ -2,7 +2,6 @@
 and the layer/expert selection behind it."""
 import argparse
 import json
-import pathlib
 import subprocess
 import sys
 

@@ -1,0 +1,240 @@
+"""Routing pictures of a PatchConvMoE checkpoint: per image one PNG with the
+image, the prediction and, per MoE layer, the patch grid coloured by the
+chosen expert(s) with their weights.
+
+Each grid cell is split in bands as wide as the mixing weights of its
+experts, tinted in the experts' colours and labelled ``E3 0.62`` (top-k
+choices, highest first); a legend names the colours. The routing is also
+written to OUT_DIR/routing.json (per image and layer: grid, cell boxes in
+image pixels, experts, weights).
+
+Inference runs in 'whole' mode (model.test_cfg.mode='whole' is forced): in
+'slide' mode the layer would route several crops and the picture could show
+only the last one.
+
+Usage:
+    python tools/visualize_routing.py CONFIG CHECKPOINT --img IMG [IMG ...]
+        [--out-dir DIR] [--layer PATH ...] [--device cpu] [--opacity 0.45]
+        [--cfg-options key=value ...]
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+from typing import Dict, List
+
+import numpy as np
+from mmengine.config import DictAction
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+MIN_PANEL_HEIGHT = 384  # smaller images are enlarged (nearest) to this
+STRIP = 24  # height of the caption and legend strips, pixels
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\nUsage')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='config file of a MoE model')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--img', nargs='+', required=True, metavar='IMG',
+        help='image files and/or folders (searched recursively for '
+        f"{', '.join(IMAGE_SUFFIXES)})")
+    parser.add_argument(
+        '--out-dir', default='work_dirs/routing_maps',
+        help='where the PNGs and routing.json go (default: %(default)s)')
+    parser.add_argument(
+        '--layer', nargs='+', metavar='PATH',
+        help='dotted path(s) of the PatchConvMoE layer(s) to draw '
+        '(default: all)')
+    parser.add_argument('--device', default='cpu',
+                        help='device to run on (default: %(default)s)')
+    parser.add_argument(
+        '--opacity', type=float, default=0.45,
+        help='opacity of the expert colours (default: %(default)s)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings in the config, key=value')
+    return parser.parse_args(argv)
+
+
+def image_paths(inputs: List[str]) -> List[str]:
+    """Image files from files and folders, in the given order (folders
+    sorted, recursive).
+
+    Raises:
+        FileNotFoundError: For a path that does not exist, or no images.
+    """
+    from mmengine.utils import scandir
+    paths = []
+    for item in inputs:
+        if osp.isfile(item):
+            paths.append(item)
+        elif osp.isdir(item):
+            found = sorted(
+                scandir(item, IMAGE_SUFFIXES, recursive=True,
+                        case_sensitive=False))
+            paths.extend(osp.join(item, name) for name in found)
+        else:
+            raise FileNotFoundError(f'--img: {item!r} does not exist')
+    if not paths:
+        raise FileNotFoundError(
+            f'--img: no images ({", ".join(IMAGE_SUFFIXES)}) in {inputs}')
+    return paths
+
+
+def build_model(args: argparse.Namespace):
+    """The model in 'whole' test mode with the checkpoint loaded."""
+    from mmseg.apis import init_model
+
+    from moe_seg_plugin.engine.run_setup import load_config
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'checkpoint {args.checkpoint!r} does not exist')
+    cfg = load_config(args.config, args.cfg_options)
+    if cfg.model.get('test_cfg') is None:
+        cfg.model.test_cfg = dict()
+    cfg.model.test_cfg.mode = 'whole'
+    if not cfg.get('test_pipeline'):
+        raise ValueError('the config has no test_pipeline (MMSeg dataset '
+                         'configs define it); inference_model needs it')
+    return init_model(cfg, args.checkpoint, device=args.device)
+
+
+def _zoom_labels(sample, factor: int):
+    """A copy of ``sample`` with its prediction enlarged ``factor`` times."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    labels = sample.pred_sem_seg.data
+    zoomed = SegDataSample(metainfo=sample.metainfo)
+    zoomed.pred_sem_seg = PixelData(
+        data=labels.repeat_interleave(factor, -2).repeat_interleave(
+            factor, -1))
+    return zoomed
+
+
+def layer_extent(sample) -> tuple:
+    """(height, width), in original image pixels, that a layer's output
+    covers: the model input (resized image, plus any padding) mapped back
+    to the original image."""
+    ori_h, ori_w = sample.ori_shape[:2]
+    img_h, img_w = sample.img_shape[:2]
+    in_h, in_w = (sample.metainfo.get('pad_shape') or sample.img_shape)[:2]
+    return in_h * ori_h / img_h, in_w * ori_w / img_w
+
+
+def caption(text: str, width: int) -> np.ndarray:
+    """A white strip with ``text`` at its left."""
+    from mmengine.visualization import Visualizer
+    strip = np.full((STRIP, width, 3), 255, np.uint8)
+    visualizer = Visualizer(image=strip)
+    visualizer.draw_texts(text, np.array([4, STRIP / 2]), colors='black',
+                          font_sizes=10, vertical_alignments='center')
+    return visualizer.get_image()
+
+
+def picture(image: np.ndarray, sample, layers: Dict[str, object],
+            seg_visualizer, opacity: float) -> np.ndarray:
+    """image | prediction | routing map per layer, with captions and an
+    expert legend; RGB uint8."""
+    import mmcv
+
+    from moe_seg_plugin.visualization.routing_map import (
+        draw_expert_legend, draw_routing_map)
+    zoom = max(1, MIN_PANEL_HEIGHT // image.shape[0])
+    shown = mmcv.imrescale(image, zoom, interpolation='nearest')
+    seg_visualizer.add_datasample('prediction', shown,
+                                  _zoom_labels(sample, zoom), draw_gt=False,
+                                  draw_pred=True, show=False)
+    panels = [('image', shown), ('prediction', seg_visualizer.get_image())]
+    extent = tuple(v * zoom for v in layer_extent(sample))
+    for path, layer in layers.items():
+        drawn = draw_routing_map(shown, layer.last_routing, alpha=opacity,
+                                 extent=extent)
+        panels.append((f'{path}: {layer.num_experts} experts, '
+                       f'top-{layer.top_k}', drawn))
+    width = shown.shape[1]
+    columns = [
+        np.concatenate([caption(title, width), panel], axis=0)
+        for title, panel in panels
+    ]
+    top = np.concatenate(columns, axis=1)
+    experts = max(layer.num_experts for layer in layers.values())
+    legend = np.full((STRIP, top.shape[1], 3), 255, np.uint8)
+    legend[:, 2 * width:] = draw_expert_legend(
+        experts, top.shape[1] - 2 * width, height=STRIP)
+    return np.concatenate([top, legend], axis=0)
+
+
+def routing_summary(sample, layers: Dict[str, object]) -> dict:
+    """Per layer: grid, and per cell its box (original image pixels),
+    experts and weights."""
+    from moe_seg_plugin.visualization.routing_map import routing_cells
+    extent = layer_extent(sample)
+    summary = {}
+    for path, layer in layers.items():
+        record = layer.last_routing
+        cells = routing_cells(record, 0, sample.ori_shape[:2], extent)
+        summary[path] = dict(
+            grid=list(record.grid[1:]),
+            cells=[
+                dict(box=[round(v, 2) for v in cell['box']],
+                     experts=cell['experts'],
+                     weights=[round(w, 4) for w in cell['weights']])
+                for cell in cells
+            ])
+    return summary
+
+
+def _output_name(path: str, used: set) -> str:
+    stem = osp.splitext(osp.basename(path))[0]
+    name, count = stem, 1
+    while name in used:
+        count += 1
+        name = f'{stem}_{count}'
+    used.add(name)
+    return name + '.png'
+
+
+def visualize(args: argparse.Namespace) -> List[str]:
+    """Draw every image; returns the PNG paths."""
+    import mmcv
+    from mmengine.utils import ProgressBar, mkdir_or_exist
+    from mmseg.apis import inference_model
+    from mmseg.visualization import SegLocalVisualizer
+
+    from moe_seg_plugin.evaluation.fixed_expert import select_layers
+    paths = image_paths(args.img)
+    model = build_model(args)
+    layers = select_layers(model, args.layer)
+    seg_visualizer = SegLocalVisualizer(name='visualize_routing', alpha=0.6)
+    seg_visualizer.dataset_meta = model.dataset_meta
+    mkdir_or_exist(args.out_dir)
+    written, summaries, used = [], {}, set()
+    bar = ProgressBar(len(paths))
+    for path in paths:
+        sample = inference_model(model, path)
+        image = mmcv.imread(path, channel_order='rgb')
+        drawn = picture(image, sample, layers, seg_visualizer, args.opacity)
+        out = osp.join(args.out_dir, _output_name(path, used))
+        mmcv.imwrite(drawn[..., ::-1], out)
+        written.append(out)
+        summaries[path] = dict(png=out, layers=routing_summary(sample, layers))
+        bar.update()
+    with open(osp.join(args.out_dir, 'routing.json'), 'w') as f:
+        json.dump(summaries, f, indent=1)
+    print(f'\n{len(written)} routing picture(s) and routing.json in '
+          f'{args.out_dir}')
+    return written
+
+
+def main(argv=None) -> int:
+    from moe_seg_plugin.engine.run_setup import clear_errors
+    args = parse_args(argv)
+    done, _ = clear_errors(lambda: visualize(args))
+    return 0 if done else 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
