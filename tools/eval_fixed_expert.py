@@ -20,8 +20,8 @@ from mmengine.config import DictAction
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0] + '.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description=__doc__.split('\n\nUsage')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
@@ -43,7 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--log-level', default='WARNING',
         choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'],
-        help='MMEngine log level (INFO shows every run\'s per-class table)')
+        help='MMEngine log level (INFO shows every run\'s per-class table; '
+        'default: %(default)s)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings in the config, key=value')
