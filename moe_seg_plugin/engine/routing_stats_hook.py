@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine import dist as mm_dist
+from mmengine.dataset import DefaultSampler
 from mmengine.hooks import Hook, LoggerHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -43,7 +44,9 @@ class RoutingStatsHook(Hook):
     below 1/(10N)), ``importance_cv2``, ``gate_entropy`` (mean per-patch
     gate entropy / log N) and ``usage_expert_<i>``; see
     :meth:`RoutingCounts.summary`. A validation or test epoch is counted as
-    a whole and logged as ``val/...`` or ``test/...`` scalars, with
+    a whole (summed over ranks, without the samples a distributed sampler
+    repeats to even out the ranks) and logged as ``val/...`` or
+    ``test/...`` scalars, with
     P(expert | class) from the ground truth: the share of each class's
     pixel-slots that fall in patches routed to each expert (in the JSON
     file and, as a heat map, sent to the visualizer).
@@ -99,6 +102,8 @@ class RoutingStatsHook(Hook):
         self._classes: List[str] = []
         self._model: Optional[nn.Module] = None
         self._warned: set = set()
+        self._seen = 0
+        self._real: Optional[int] = None
 
     # Collecting.
     def before_run(self, runner) -> None:
@@ -131,8 +136,9 @@ class RoutingStatsHook(Hook):
             record = module.last_routing
             if counts is None or record is None:
                 return
-            counts[name].add(record)
-            if self._mode != 'train' and self._classes:
+            if self._mode == 'train':
+                counts[name].add(record)
+            else:  # counted with its data samples after the iteration
                 self._pending.setdefault(name, []).append(record)
 
         return collect
@@ -190,11 +196,11 @@ class RoutingStatsHook(Hook):
 
     def after_val_iter(self, runner, batch_idx: int, data_batch=None,
                        outputs: Optional[Sequence] = None) -> None:
-        self._count_classes(outputs)
+        self._count_batch(outputs)
 
     def after_test_iter(self, runner, batch_idx: int, data_batch=None,
                         outputs: Optional[Sequence] = None) -> None:
-        self._count_classes(outputs)
+        self._count_batch(outputs)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         self._end_eval(runner, 'val')
@@ -204,8 +210,9 @@ class RoutingStatsHook(Hook):
 
     def _begin_eval(self, runner, mode: str) -> None:
         self._classes = []
+        loop = runner.val_loop if mode == 'val' else runner.test_loop
+        self._seen, self._real = 0, _real_samples(loop.dataloader)
         if self.class_stats and self._layers:
-            loop = runner.val_loop if mode == 'val' else runner.test_loop
             metainfo = getattr(loop.dataloader.dataset, 'metainfo', {}) or {}
             self._classes = [str(c) for c in metainfo.get('classes') or ()]
             if not self._classes:
@@ -219,40 +226,63 @@ class RoutingStatsHook(Hook):
         self._mode = None
         self._pending = {}
 
-    def _count_classes(self, outputs: Optional[Sequence]) -> None:
-        """P(expert | class) counts of one batch, from the data samples."""
+    def _count_batch(self, outputs: Optional[Sequence]) -> None:
+        """Count the runs of one val/test batch image by image, leaving out
+        the samples a distributed sampler repeats to even out the ranks,
+        and P(expert | class) from the data samples."""
         pending, self._pending = self._pending, {}
-        if not pending or not outputs:
-            return
-        if not all('gt_sem_seg' in sample for sample in outputs):
-            self._warn('no-labels', 'RoutingStatsHook: data samples without '
-                       'gt_sem_seg; P(expert | class) left out')
+        if not pending:
             return
         counts = self._counts[self._mode]
-        num_classes = len(self._classes)
+        batch = len(outputs) if outputs else 0
+        images = [
+            i for i in range(batch)
+            if self._real is None or self._seen + i < self._real
+        ]
+        self._seen += batch
+        with_labels = bool(self._classes) and batch and all(
+            'gt_sem_seg' in sample for sample in outputs)
+        if self._classes and batch and not with_labels:
+            self._warn('no-labels', 'RoutingStatsHook: data samples without '
+                       'gt_sem_seg; P(expert | class) left out')
         for name, records in pending.items():
-            windows = self._windows(records, len(outputs))
-            if windows is None:
-                self._warn('windows', f'RoutingStatsHook: {len(records)} '
-                           f'runs of layer {name} for one batch of '
-                           f'{len(outputs)} images do not match whole or '
-                           f'slide inference (test-time augmentation?); '
-                           f'P(expert | class) left out for such batches')
-                continue
-            for index, sample in enumerate(outputs):
-                label = sample.gt_sem_seg.data[0]
-                valid = label[(label >= 0) & (label < num_classes)].long()
-                pixels = torch.bincount(valid, minlength=num_classes)
-                slots = 0
-                for record, window in zip(records, windows):
-                    cells = label_cells(record, tuple(label.shape),
-                                        self._input_size,
-                                        _padding(sample.metainfo),
-                                        _flip(sample.metainfo), window,
-                                        device=label.device)
-                    slots = slots + class_expert_counts(
-                        record, index, cells, label, num_classes)[1]
-                counts[name].add_classes(pixels, slots)
+            if any(record.grid[0] != batch for record in records):
+                for record in records:  # images unknown: count them all
+                    counts[name].add(record)
+            else:
+                for record in records:
+                    for index in images:
+                        counts[name].add(record, index)
+            if with_labels:
+                self._count_classes(name, records, outputs, images)
+
+    def _count_classes(self, name: str, records: List[RoutingRecord],
+                       outputs: Sequence, images: List[int]) -> None:
+        """Add P(expert | class) counts of one layer's runs on a batch."""
+        windows = self._windows(records, len(outputs))
+        if windows is None:
+            self._warn('windows', f'RoutingStatsHook: {len(records)} '
+                       f'runs of layer {name} for one batch of '
+                       f'{len(outputs)} images do not match whole or '
+                       f'slide inference (test-time augmentation?); '
+                       f'P(expert | class) left out for such batches')
+            return
+        num_classes = len(self._classes)
+        for index in images:
+            sample = outputs[index]
+            label = sample.gt_sem_seg.data[0]
+            valid = label[(label >= 0) & (label < num_classes)].long()
+            pixels = torch.bincount(valid, minlength=num_classes)
+            slots = 0
+            for record, window in zip(records, windows):
+                cells = label_cells(record, tuple(label.shape),
+                                    self._input_size,
+                                    _padding(sample.metainfo),
+                                    _flip(sample.metainfo), window,
+                                    device=label.device)
+                slots = slots + class_expert_counts(
+                    record, index, cells, label, num_classes)[1]
+            self._counts[self._mode][name].add_classes(pixels, slots)
 
     def _windows(self, records: List[RoutingRecord],
                  batch: int) -> Optional[list]:
@@ -317,6 +347,17 @@ class RoutingStatsHook(Hook):
         if key not in self._warned:
             self._warned.add(key)
             print_log(message, logger='current', level=logging.WARNING)
+
+
+def _real_samples(dataloader) -> Optional[int]:
+    """How many of this rank's samples are real when MMEngine's
+    DefaultSampler repeats samples to give every rank as many (rank r gets
+    positions r, r + W, ... of the padded list; those past the data set's
+    length are repeats). None: every sample is real."""
+    sampler = getattr(dataloader, 'sampler', None)
+    if not isinstance(sampler, DefaultSampler) or not sampler.round_up:
+        return None
+    return len(range(sampler.rank, len(sampler.dataset), sampler.world_size))
 
 
 def _device_of(layer: nn.Module) -> Optional[torch.device]:

@@ -9,7 +9,7 @@ finds the grid cell of every label pixel and :func:`class_expert_counts`
 counts the pixels of each class in each expert's patches.
 """
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -169,17 +169,28 @@ class RoutingCounts:
         self._flat.zero_()
 
     @torch.no_grad()
-    def add(self, record: RoutingRecord) -> None:
-        """Add one forward pass's routing (no host sync)."""
+    def add(self, record: RoutingRecord,
+            image_index: Optional[int] = None) -> None:
+        """Add one forward pass's routing (no host sync).
+
+        Args:
+            record (RoutingRecord): The routing.
+            image_index (int, optional): Add only this image of the batch.
+        """
         if record.num_experts != self.num_experts:
             raise ValueError(f'RoutingCounts for {self.num_experts} experts '
                              f'got a record with {record.num_experts}')
         if self._flat.device != record.probs.device:
             self._flat = self._flat.to(record.probs.device)
-        experts = record.experts.flatten()
+        experts, probs = record.experts, record.probs.detach()
+        if image_index is not None:
+            per_image = record.grid[1] * record.grid[2]
+            part = slice(image_index * per_image,
+                         (image_index + 1) * per_image)
+            experts, probs = experts[part], probs[part]
+        experts = experts.flatten()
         self.slots.index_add_(
             0, experts, torch.ones_like(experts, dtype=torch.float64))
-        probs = record.probs.detach()
         self.gate_mass.add_(probs.double().sum(dim=0))
         self.entropy_sum.add_(patch_gate_entropy(probs).sum())
         self.patches.add_(probs.shape[0])
@@ -375,7 +386,3 @@ def slide_windows(input_size: Tuple[int, int], crop_size: Tuple[int, int],
             windows.append((max(y2 - crop_h, 0), y2, max(x2 - crop_w, 0), x2))
     return windows
 
-
-def summaries(counts: Dict[str, RoutingCounts]) -> Dict[str, dict]:
-    """:meth:`RoutingCounts.summary` of every layer."""
-    return {name: c.summary() for name, c in counts.items()}

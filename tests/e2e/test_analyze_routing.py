@@ -14,21 +14,29 @@ pytestmark = pytest.mark.slow
 LAYER = 'decode_head.convs.0'
 
 
-def _analyse(street_root, checkpoint, work, *extra):
+def _analyse(street_root, checkpoint, work, *extra, launch=()):
     result = subprocess.run(
-        [sys.executable, 'tools/analyze_routing.py', MOE_CONFIG, checkpoint,
-         '--work-dir', str(work), *extra, '--cfg-options'] +
+        [sys.executable, *launch, 'tools/analyze_routing.py', MOE_CONFIG,
+         checkpoint, '--work-dir', str(work), *extra, '--cfg-options'] +
         fast_options(street_root), cwd=ROOT, capture_output=True, text=True,
-        timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1',
+                              PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0, (result.stdout[-3000:] +
+                                    result.stderr[-3000:])
     return result
 
 
-def test_report_files_and_numbers(street_root, fresh_checkpoint, tmp_path):
-    work = tmp_path / 'work'
-    result = _analyse(street_root, fresh_checkpoint, work)
+@pytest.fixture(scope='module')
+def gated(street_root, fresh_checkpoint, tmp_path_factory):
+    """The report of one gated run: (work dir, stdout)."""
+    work = tmp_path_factory.mktemp('analysis')
+    return work, _analyse(street_root, fresh_checkpoint, work).stdout
+
+
+def test_report_files_and_numbers(gated):
+    work, stdout = gated
     out = work / 'routing_analysis'
-    assert 'routing report: 4 files' in result.stdout
+    assert 'routing report: 4 files' in stdout
     names = {p.name for p in out.iterdir()}
     assert names == {
         'routing_stats.json', 'summary.md', f'usage_{LAYER}.png',
@@ -64,6 +72,24 @@ def test_report_files_and_numbers(street_root, fresh_checkpoint, tmp_path):
     assert (f'| usage entropy H(f)/log N (1 balanced, 0 collapsed) | '
             f'{stats["usage_entropy"]:.4f} |') in summary
     assert f'![usage of {LAYER}](usage_{LAYER}.png)' in summary
+
+
+def test_two_processes_sum_their_counts(gated, street_root,
+                                       fresh_checkpoint, tmp_path):
+    # Each of the 2 ranks tests one of the 2 images; the report must hold
+    # the statistics of both, as the single-process run does.
+    _analyse(street_root, fresh_checkpoint, tmp_path, '--launcher', 'pytorch',
+             launch=('-m', 'torch.distributed.run', '--nproc_per_node=2',
+                     '--master_port=29541'))
+    single = json.loads((gated[0] / 'routing_analysis' /
+                         'routing_stats.json').read_text())['layers'][LAYER]
+    report = json.loads((tmp_path / 'routing_analysis' /
+                         'routing_stats.json').read_text())
+    stats = report['layers'][LAYER]
+    assert stats['patches'] == single['patches'] == 18
+    assert stats['class_pixels'] == single['class_pixels']
+    assert stats['usage'] == pytest.approx(single['usage'])
+    assert stats['gate_entropy'] == pytest.approx(single['gate_entropy'])
 
 
 def test_forced_expert_takes_all_usage(street_root, fresh_checkpoint,

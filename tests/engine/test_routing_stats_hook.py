@@ -72,21 +72,12 @@ def _class_slots(record, image, label, scale, offset=(0, 0)):
     return slots
 
 
-class _RandomGate(nn.Module):
-    """Random logits per patch: neighbouring cells go to different experts,
+def _diversify_gate(layer: PatchConvMoE) -> None:
+    """Route on random logits: neighbouring cells go to different experts,
     so a wrong mapping of label pixels to cells shows (a fresh model's gate
     sends all patches of these small scenes to the same experts)."""
-
-    def __init__(self, num_experts: int):
-        super().__init__()
-        self.num_experts = num_experts
-
-    def forward(self, windows, core):
-        return torch.randn(windows.shape[0], self.num_experts) * 3
-
-
-def _diversify_gate(layer: PatchConvMoE) -> None:
-    layer.gate = _RandomGate(layer.num_experts)
+    route = layer.route
+    layer.route = lambda logits: route(torch.randn_like(logits) * 3)
 
 
 def _varied(records) -> bool:
@@ -387,3 +378,26 @@ def test_unmatched_runs_skip_classes_with_one_warning(tmp_path, monkeypatch):
     hook.after_run(runner)
     model(torch.randn(1, 3, 12, 18))  # hooks removed: nothing counted
     assert hook._counts['val']['first'].summary()['patches'] == 4 * 9
+
+
+def test_samples_repeated_by_a_distributed_sampler_are_left_out(tmp_path):
+    from mmengine.dataset import DefaultSampler
+    model = _TwoLayers()
+    runner = _Runner(model, tmp_path, classes=['a', 'b'])
+    # Rank 1 of 2 over 3 images: positions 1 and 3 of the padded list; the
+    # second is image 0 again.
+    sampler = DefaultSampler(list(range(3)), shuffle=False)
+    sampler.rank, sampler.world_size = 1, 2
+    runner.val_loop.dataloader.sampler = sampler
+    hook = RoutingStatsHook(draw_class_maps=False)
+    hook.before_run(runner)
+    hook.before_val_epoch(runner)
+    labels = [torch.zeros(12, 18, dtype=torch.long),
+              torch.ones(12, 18, dtype=torch.long)]
+    for label in labels:
+        model(torch.randn(1, 3, 12, 18))
+        hook.after_val_iter(runner, 0, None, [_sample(label)])
+    hook.after_val_epoch(runner)
+    summary = hook.results['val']['layers']['first']
+    assert summary['patches'] == 9
+    assert summary['class_pixels'] == [12 * 18, 0]
