@@ -49,7 +49,7 @@ class RoutingStatsHook(Hook):
     ``test/...`` scalars, with
     P(expert | class) from the ground truth: the share of each class's
     pixel-slots that fall in patches routed to each expert (in the JSON
-    file and, as a heat map, sent to the visualizer).
+    file and, after validation, as a heat map sent to the visualizer).
 
     Every log is also appended to ``<work_dir>/<out_file>``, one JSON object
     a line (like MMEngine's scalars.json): ``mode``, ``iter``, ``run`` (the
@@ -69,7 +69,9 @@ class RoutingStatsHook(Hook):
         class_stats (bool): Compute P(expert | class) at validation and test.
             Default: True.
         draw_class_maps (bool): Send the P(expert | class) heat map of each
-            layer to the visualizer after validation/test. Default: True.
+            layer to the visualizer after each validation (not after a
+            test, whose visualizer may be saving painted predictions;
+            tools/analyze_routing.py draws them). Default: True.
         out_file (str): File name in the work dir. Default:
             'routing_stats.json'.
     """
@@ -325,7 +327,7 @@ class RoutingStatsHook(Hook):
         self.results[mode] = entry
         if mm_dist.is_main_process():
             self._write(runner, entry)
-            if classes and self.draw_class_maps:
+            if classes and self.draw_class_maps and mode == 'val':
                 self._draw(runner, entry, step)
 
     def _write(self, runner, entry: dict) -> None:
