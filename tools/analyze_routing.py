@@ -5,7 +5,8 @@ RoutingStatsHook and writes a report per PatchConvMoE layer: expert usage,
 normalised usage entropy, dominant expert, dead experts, importance CV^2,
 mean gate entropy and P(expert | class) (JSON), a usage bar chart and a
 P(expert | class) heat map (PNG), and a Markdown summary with the test
-metrics.
+metrics. Progress: the Runner logs every default_hooks.logger.interval
+test iterations.
 
 Usage:
     python tools/analyze_routing.py CONFIG CHECKPOINT [--work-dir DIR]
@@ -27,8 +28,8 @@ HOOK = 'RoutingStatsHook'
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description=__doc__.split('\n\nUsage:')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file of a PatchConvMoE model')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
@@ -47,8 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='override settings in the config, key=value')
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+        default='none', help='job launcher (default: none)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
