@@ -71,8 +71,12 @@ def make_experts(module: nn.Module, count: int, init: str,
     return experts
 
 
-def run_expert(module: nn.Module, windows: Tensor, layout: PatchLayout,
-               patches: Optional[Tensor], stagewise: bool) -> Tensor:
+def run_expert(module: nn.Module,
+               windows: Tensor,
+               layout: PatchLayout,
+               patches: Optional[Tensor],
+               stagewise: bool,
+               crop: bool = True) -> Tensor:
     """Expert outputs (P, C_out, ph, pw) for windows (P, C, Lh, Lw).
 
     When a stage after the first reads zero padding (``stagewise``), the
@@ -87,12 +91,15 @@ def run_expert(module: nn.Module, windows: Tensor, layout: PatchLayout,
         patches (Tensor, optional): Patch index of each window (None: the
             windows are all patches in order).
         stagewise (bool): Run stage by stage with masking.
+        crop (bool): Crop the halo's outputs. Default: True.
 
     Returns:
-        Tensor: The patches' own outputs, halo cropped.
+        Tensor: The patches' own outputs (with ``crop=False``, the outputs
+        of the whole windows).
     """
     if not stagewise:
-        return layout.crop(module(windows))
+        out = module(windows)
+        return layout.crop(out) if crop else out
     if patches is None:
         patches = torch.arange(windows.shape[0], device=windows.device)
     cells = patches % layout.cells
@@ -103,7 +110,7 @@ def run_expert(module: nn.Module, windows: Tensor, layout: PatchLayout,
                                      out.device, out.dtype)
             out = out * mask.index_select(0, cells)
         out = stage.module(out)
-    return layout.crop(out)
+    return layout.crop(out) if crop else out
 
 
 def needs_stagewise(stages: Sequence[Stage]) -> bool:

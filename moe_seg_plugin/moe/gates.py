@@ -1,12 +1,24 @@
-"""Gates: map each patch window to one logit per expert.
+"""Gates: map each patch to one logit per expert.
 
-Every gate is called with the stacked patch windows (T, C, Lh, Lw) and a mask
-(T, 1, Lh, Lw) that is 1 on the real pixels the patch owns; global average
-pooling covers those pixels only, never the halo or the padding.
+A gate is called as ``gate(x, where)``: either with the layer's whole input
+map (B, C, H, W) and ``where`` a callable giving each patch's mean over the
+input pixels it owns, (B * gh * gw, C) (the layer passes its layout's
+``cell_means``), or with the stacked patch windows (T, C, Lh, Lw) and
+``where`` a mask (T, 1, Lh, Lw) that is 1 on the pixels each patch owns.
+Either way global average pooling covers the patch's own real pixels only,
+never the halo or the padding. A 1x1 convolution before the pooling is
+applied after it instead (a linear map commutes with the mean), so its cost
+does not grow with the number of experts.
 """
+from typing import Callable, Union
+
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .registry import GATES
+
+Where = Union[Tensor, Callable[[Tensor], Tensor]]
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
@@ -18,6 +30,52 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     total = (x * mask).sum(dim=(2, 3))
     count = mask.sum(dim=(2, 3)).clamp_min(1.0)
     return total / count
+
+
+def patch_means(x: Tensor, where: Where) -> Tensor:
+    """Each patch's mean of ``x`` over its own pixels, (T, C).
+
+    Args:
+        x (Tensor): The input map or the stacked windows.
+        where (Tensor | callable): A window mask, or the pooling of a map.
+    """
+    if isinstance(where, Tensor):
+        return masked_mean(x, where)
+    return where(x)
+
+
+def is_pointwise(conv: nn.Conv2d) -> bool:
+    """Whether ``conv`` is a plain 1x1 convolution (a per-pixel linear
+    map)."""
+    return (conv.kernel_size == (1, 1) and conv.stride == (1, 1)
+            and conv.padding == (0, 0) and conv.groups == 1
+            and conv.padding_mode == 'zeros')
+
+
+def apply_conv(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """``conv(x)``; a 1x1 conv as one matrix product over all pixels (few
+    output channels send torch's conv to a slow kernel, worst in backward).
+    """
+    if not is_pointwise(conv):
+        return conv(x)
+    weight = conv.weight.flatten(1)
+    # One 2-D product per image: a broadcast batched product is far slower.
+    out = torch.stack([weight @ image for image in x.flatten(2).unbind(0)])
+    if conv.bias is not None:
+        out = out + conv.bias[:, None]
+    return out.view(x.shape[0], -1, *x.shape[2:])
+
+
+def conv_then_pool(conv: nn.Conv2d, x: Tensor, where: Where) -> Tensor:
+    """``patch_means(conv(x), where)``; a 1x1 conv runs after the pooling.
+
+    Returns:
+        Tensor: (T, conv.out_channels).
+    """
+    if is_pointwise(conv):
+        return F.linear(
+            patch_means(x, where), conv.weight.flatten(1), conv.bias)
+    return patch_means(conv(x), where)
 
 
 @GATES.register
@@ -33,8 +91,8 @@ class GAPLinearGate(nn.Module):
         super().__init__()
         self.fc = nn.Linear(in_channels, num_experts)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        return self.fc(masked_mean(x, mask))
+    def forward(self, x: Tensor, where: Where) -> Tensor:
+        return self.fc(patch_means(x, where))
 
 
 @GATES.register
@@ -56,8 +114,8 @@ class ConvGAPGate(nn.Module):
         self.conv = nn.Conv2d(
             in_channels, num_experts, kernel_size, padding=kernel_size // 2)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        return masked_mean(self.conv(x), mask)
+    def forward(self, x: Tensor, where: Where) -> Tensor:
+        return conv_then_pool(self.conv, x, where)
 
 
 @GATES.register
@@ -95,8 +153,11 @@ class DoubleConvGAPGate(nn.Module):
             nn.Conv2d(hidden_channels, num_experts, kernel_size, padding=pad))
         self.convs = nn.Sequential(*layers)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        return masked_mean(self.convs(x), mask)
+    def forward(self, x: Tensor, where: Where) -> Tensor:
+        hidden = apply_conv(self.convs[0], x)
+        for layer in self.convs[1:-1]:
+            hidden = layer(hidden)
+        return conv_then_pool(self.convs[-1], hidden, where)
 
 
 def _check_kernel(kernel_size: int) -> None:

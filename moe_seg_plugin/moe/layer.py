@@ -9,7 +9,8 @@ from .experts import (EXPERT_INITS, add_relative_noise, make_experts,
                       needs_stagewise, run_expert)
 from .geometry import ChainAxis, channels, conv_stages
 from .losses import MoELoadLoss
-from .patches import PatchLayout, axis_layout
+from .patches import (PatchLayout, Slot, axis_layout, gather_windows,
+                      mix_patches)
 from .registry import BALANCE_LOSSES, GATES, ConfigLike
 from .routing import RoutingRecord, top_k_route
 
@@ -199,9 +200,7 @@ class PatchConvMoE(nn.Module):
                 f'got {tuple(x.shape)}')
         batch = x.shape[0]
         layout = self.layout(x.shape[2], x.shape[3])
-        windows = layout.extract(x)
-        core = layout.core_mask(x.device, x.dtype).repeat(batch, 1, 1, 1)
-        record = self.route(self.gate(windows, core))
+        record = self.route(self.gate_logits(x, layout))
         record.grid = (batch, ) + layout.grid
         record.row_starts = tuple(layout.rows.starts)
         record.row_sizes = tuple(layout.rows.sizes)
@@ -209,48 +208,71 @@ class PatchConvMoE(nn.Module):
         record.col_sizes = tuple(layout.cols.sizes)
         record.out_size = layout.out_size
         self.last_routing = record
-        mixed = self.dispatch(windows, record, layout)
-        return layout.assemble(mixed, batch)
+        out = self.dispatch(x, record, layout)
+        # A shared expert takes every patch with weight 1: that is the
+        # module on the whole map.
+        for expert in self.shared_experts:
+            out = out + expert(x)
+        return out
 
-    def dispatch(self, windows: Tensor, record: RoutingRecord,
+    def gate_logits(self, x: Tensor, layout: PatchLayout) -> Tensor:
+        """Gate logits (B * gh * gw, N) of the patches of ``x``."""
+        return self.gate(x, layout.cell_means)
+
+    def dispatch(self, x: Tensor, record: RoutingRecord,
                  layout: PatchLayout) -> Tensor:
         """Run each expert on its patches only and mix the outputs.
 
+        An expert runs once per forward pass, on the stacked windows of its
+        patches, or on the whole map if it has every patch. The only host
+        sync is reading which experts the patches chose.
+
         Args:
-            windows (Tensor): All patch windows (T, C, Lh, Lw).
-            record (RoutingRecord): The routing of these patches.
-            layout (PatchLayout): Where the windows lie.
+            x (Tensor): The input map (B, C, H, W).
+            record (RoutingRecord): The routing of its patches.
+            layout (PatchLayout): Where the patches lie.
 
         Returns:
-            Tensor: Mixed patch outputs (T, C_out, ph, pw).
+            Tensor: The routed experts' mixture (B, C_out, Ho, Wo).
         """
-        total = windows.shape[0]
-        k = record.experts.shape[1]
-        flat_experts = record.experts.reshape(-1)
-        order = torch.argsort(flat_experts, stable=True)
-        patches = order // k  # flat slot i belongs to patch i // k
-        weights = record.weights.reshape(-1)[order]
-        # One host sync for all experts: the sizes of their batches.
-        counts = torch.bincount(
-            flat_experts, minlength=self.num_experts).tolist()
-        mixed = None
-        offset = 0
-        for expert, count in zip(self.experts, counts):
-            if count == 0:
-                continue
-            part = slice(offset, offset + count)
-            offset += count
-            index = patches[part]
-            out = run_expert(expert, windows.index_select(0, index), layout,
-                             index, self.stagewise)
-            out = out * weights[part].to(out.dtype).view(-1, 1, 1, 1)
-            if mixed is None:
-                mixed = out.new_zeros((total, ) + out.shape[1:])
-            mixed.index_add_(0, index, out)
-        for expert in self.shared_experts:
-            out = run_expert(expert, windows, layout, None, self.stagewise)
-            mixed = out if mixed is None else mixed + out
-        return mixed
+        # Sizes as Python ints, also while the jit tracer turns x.shape
+        # into tensors (FLOP counting).
+        batch = int(x.shape[0])
+        total = batch * layout.cells
+        if self.forced_expert is not None:
+            choices = [[self.forced_expert]] * total
+        else:
+            choices = record.experts.tolist()  # the one host sync
+        members: List[List[Tuple[int, int]]] = [
+            [] for _ in range(self.num_experts)
+        ]
+        for patch, chosen in enumerate(choices):
+            for rank, expert in enumerate(chosen):
+                members[expert].append((patch, patch * len(chosen) + rank))
+        whole = [e for e, m in enumerate(members) if len(m) == total]
+        windowed = [e for e, m in enumerate(members) if 0 < len(m) < total]
+        windows = gather_windows(
+            x, layout, [[p for p, _ in members[e]] for e in windowed])
+        outputs: List[Tensor] = []
+        slots: List[Slot] = []
+        for expert in whole:
+            for patch, weight in members[expert]:
+                image, top, _, left, _ = layout.output_box(patch)
+                slots.append(
+                    Slot(len(outputs), image, patch, weight, top, left))
+            outputs.append(self.experts[expert](x))
+        crop = (layout.rows.crop, layout.cols.crop)
+        for expert, window in zip(windowed, windows):
+            patches = [p for p, _ in members[expert]]
+            for sample, (patch, weight) in enumerate(members[expert]):
+                slots.append(Slot(len(outputs), sample, patch, weight, *crop))
+            index = (torch.tensor(patches, device=x.device)
+                     if self.stagewise else None)
+            outputs.append(
+                run_expert(self.experts[expert], window, layout, index,
+                           self.stagewise, crop=False))
+        return mix_patches(layout, batch, slots,
+                           record.weights.reshape(-1), outputs)
 
     def balance_loss(self) -> Dict[str, Tensor]:
         """The balancing losses on the last forward pass's routing.

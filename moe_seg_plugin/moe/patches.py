@@ -10,7 +10,7 @@ expert sees exactly what the dense layer sees.
 """
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,23 @@ class AxisLayout:
     @property
     def count(self) -> int:
         return len(self.starts)
+
+    def window_span(self, index: int) -> Tuple[int, int, int]:
+        """The part of patch ``index``'s window that lies in the input.
+
+        Returns:
+            tuple: First and past-the-end input pixel, and where the first
+            one lies in the window (the pixels before it are padding).
+        """
+        start = self.window_starts[index]
+        low = min(max(start, 0), self.in_size)
+        high = max(min(start + self.window, self.in_size), low)
+        return low, high, low - start
+
+    def core_sizes(self) -> List[int]:
+        """Input pixels each patch owns for gating."""
+        bounds = self.core_bounds
+        return [max(b - a, 0) for a, b in zip(bounds, bounds[1:])]
 
     def padded_window_starts(self) -> List[int]:
         """Start of each window in the zero-padded input."""
@@ -171,6 +188,13 @@ class PatchLayout:
         self.rows = rows
         self.cols = cols
         self._cache: Dict[tuple, Tensor] = {}
+        self._window_boxes = [(rows.window_span(i), cols.window_span(j))
+                              for i in range(rows.count)
+                              for j in range(cols.count)]
+        self._output_boxes = [
+            (rows.starts[i], rows.sizes[i], cols.starts[j], cols.sizes[j])
+            for i in range(rows.count) for j in range(cols.count)
+        ]
 
     @property
     def grid(self) -> Tuple[int, int]:
@@ -183,6 +207,20 @@ class PatchLayout:
     @property
     def out_size(self) -> Tuple[int, int]:
         return self.rows.out_size, self.cols.out_size
+
+    def window_box(self, patch: int) -> Tuple[int, tuple, tuple]:
+        """Image of ``patch`` and its window's in-input rows and columns
+        (first, past-the-end, offset in the window; see
+        :meth:`AxisLayout.window_span`)."""
+        image, cell = divmod(patch, self.cells)
+        rows, cols = self._window_boxes[cell]
+        return image, rows, cols
+
+    def output_box(self, patch: int) -> Tuple[int, int, int, int, int]:
+        """Image of ``patch`` and its output pixels: top, height, left,
+        width."""
+        image, cell = divmod(patch, self.cells)
+        return (image, ) + self._output_boxes[cell]
 
     def _cached(self, key: tuple, make) -> Tensor:
         tensor = self._cache.get(key)
@@ -228,6 +266,37 @@ class PatchLayout:
                           self.rows.stage_mask(stage, size[0]),
                           self.cols.stage_mask(stage, size[1]), device, dtype)
 
+    def cell_means(self, x: Tensor) -> Tensor:
+        """Mean of ``x`` (B, C, H, W) over the input pixels each patch owns.
+
+        The same figure as :func:`~.gates.masked_mean` of the patch windows
+        under :meth:`core_mask`, computed on the map itself (no windows).
+
+        Returns:
+            Tensor: Shape (B * gh * gw, C), patches in the layout's order.
+        """
+        r, c = self.rows, self.cols
+        rows = torch.stack([
+            x[:, :, low:high].sum(dim=2)
+            for low, high in zip(r.core_bounds, r.core_bounds[1:])
+        ], dim=2)
+        cells = torch.stack([
+            rows[..., low:high].sum(dim=3)
+            for low, high in zip(c.core_bounds, c.core_bounds[1:])
+        ], dim=3)
+        means = cells / self._core_areas(x.device, x.dtype)
+        return means.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+    def _core_areas(self, device: torch.device,
+                    dtype: torch.dtype) -> Tensor:
+
+        def make() -> Tensor:
+            rows = torch.tensor(self.rows.core_sizes(), dtype=dtype)
+            cols = torch.tensor(self.cols.core_sizes(), dtype=dtype)
+            return (rows[:, None] * cols[None, :]).clamp_min(1.0).to(device)
+
+        return self._cached(('areas', device, dtype), make)
+
     def crop(self, y: Tensor) -> Tensor:
         """Keep the ``patch`` outputs of each window that are its own."""
         r, c = self.rows, self.cols
@@ -244,3 +313,167 @@ class PatchLayout:
             ], dim=3) for i in range(r.count)
         ]
         return torch.cat(rows, dim=2)
+
+
+class Slot(NamedTuple):
+    """Where one (patch, expert) pair's output comes from.
+
+    Attributes:
+        output (int): Which expert output tensor.
+        sample (int): Sample of that tensor (window or image).
+        patch (int): The patch, in the layout's order.
+        weight (int): Index of its mixing weight in the flat (T * k)
+            weights.
+        top (int): Row of the patch's first output pixel in the sample.
+        left (int): Its column.
+    """
+    output: int
+    sample: int
+    patch: int
+    weight: int
+    top: int
+    left: int
+
+
+class _GatherWindows(torch.autograd.Function):
+    """Windows of chosen patches, copied straight from the input map.
+
+    Window parts outside the input are zeros. The backward pass adds each
+    window's gradient into one gradient of the input map, instead of one
+    map-sized gradient per window as slicing under autograd would.
+    """
+
+    @staticmethod
+    def forward(ctx, layout: 'PatchLayout', groups: Sequence[Sequence[int]],
+                x: Tensor) -> Tuple[Tensor, ...]:
+        ctx.layout, ctx.groups, ctx.shape = layout, groups, x.shape
+        r, c = layout.rows, layout.cols
+        outs = []
+        for patches in groups:
+            out = x.new_empty((len(patches), x.shape[1], r.window, c.window))
+            for sample, patch in enumerate(patches):
+                image, (top, bottom, dst_top), (left, right, dst_left) = (
+                    layout.window_box(patch))
+                dst = out[sample]
+                dst[:, dst_top:dst_top + bottom - top,
+                    dst_left:dst_left + right - left].copy_(
+                        x[image, :, top:bottom, left:right])
+                _zero_outside(dst, dst_top, dst_top + bottom - top, dst_left,
+                              dst_left + right - left)
+            outs.append(out)
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *grads: Optional[Tensor]):
+        layout = ctx.layout
+        grad_x = None
+        for patches, grad in zip(ctx.groups, grads):
+            if grad is None:
+                continue
+            if grad_x is None:
+                grad_x = grad.new_zeros(ctx.shape)
+            for sample, patch in enumerate(patches):
+                image, (top, bottom, dst_top), (left, right, dst_left) = (
+                    layout.window_box(patch))
+                grad_x[image, :, top:bottom, left:right] += grad[
+                    sample, :, dst_top:dst_top + bottom - top,
+                    dst_left:dst_left + right - left]
+        return None, None, grad_x
+
+
+def _zero_outside(window: Tensor, top: int, bottom: int, left: int,
+                  right: int) -> None:
+    """Zero a window (C, h, w) outside rows top:bottom, columns left:right."""
+    window[:, :top].zero_()
+    window[:, bottom:].zero_()
+    window[:, top:bottom, :left].zero_()
+    window[:, top:bottom, right:].zero_()
+
+
+def gather_windows(x: Tensor, layout: 'PatchLayout',
+                   groups: Sequence[Sequence[int]]) -> Tuple[Tensor, ...]:
+    """Stacked windows (P, C, Lh, Lw) of each group of patches.
+
+    Args:
+        x (Tensor): The input map (B, C, H, W).
+        layout (PatchLayout): Its patch layout.
+        groups (list[list[int]]): Patch indices (layout order) per group.
+
+    Returns:
+        tuple[Tensor]: One tensor per group; equal to
+        ``layout.extract(x)[patches]``, without making all windows.
+    """
+    return _GatherWindows.apply(layout, groups, x)
+
+
+class _MixPatches(torch.autograd.Function):
+    """The layer's output: every patch's weighted expert outputs, summed
+    and put in place in one new map (no per-patch buffers, no scatter)."""
+
+    @staticmethod
+    def forward(ctx, layout: 'PatchLayout', batch: int, slots: Sequence[Slot],
+                weights: Tensor, *outputs: Tensor) -> Tensor:
+        ctx.layout, ctx.slots = layout, slots
+        ctx.save_for_backward(weights, *outputs)
+        first = outputs[0]
+        out = first.new_empty((batch, first.shape[1]) + layout.out_size)
+        each = weights.to(first.dtype).unbind(0)
+        done = set()
+        for slot in slots:
+            dst, src = _slot_views(layout, out, outputs, slot)
+            if slot.patch in done:
+                dst.addcmul_(src, each[slot.weight])
+            else:
+                torch.mul(src, each[slot.weight], out=dst)
+                done.add(slot.patch)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        weights, *outputs = ctx.saved_tensors
+        layout, slots = ctx.layout, ctx.slots
+        needs = ctx.needs_input_grad
+        grad_outputs = [
+            torch.zeros_like(y) if need else None
+            for y, need in zip(outputs, needs[4:])
+        ]
+        each = weights.to(grad.dtype).unbind(0)
+        dots: List[Optional[Tensor]] = [None] * weights.shape[0]
+        for slot in slots:
+            src_grad, src = _slot_views(layout, grad, outputs, slot)
+            dst = grad_outputs[slot.output]
+            if dst is not None:
+                _, view = _slot_views(layout, grad, grad_outputs, slot)
+                torch.mul(src_grad, each[slot.weight], out=view)
+            if needs[3]:
+                dots[slot.weight] = (src_grad * src).sum()
+        grad_weights = (torch.stack(dots).to(weights.dtype)
+                        if needs[3] else None)
+        return (None, None, None, grad_weights, *grad_outputs)
+
+
+def _slot_views(layout: 'PatchLayout', out: Tensor,
+                outputs: Sequence[Tensor], slot: Slot) -> Tuple[Tensor, Tensor]:
+    """The patch's region in ``out`` and in its expert output."""
+    image, top, height, left, width = layout.output_box(slot.patch)
+    dst = out[image, :, top:top + height, left:left + width]
+    src = outputs[slot.output][slot.sample, :, slot.top:slot.top + height,
+                               slot.left:slot.left + width]
+    return dst, src
+
+
+def mix_patches(layout: 'PatchLayout', batch: int, slots: Sequence[Slot],
+                weights: Tensor, outputs: Sequence[Tensor]) -> Tensor:
+    """Sum each patch's expert outputs times their weights, in place.
+
+    Args:
+        layout (PatchLayout): The patch layout.
+        batch (int): Images B.
+        slots (list[Slot]): Every (patch, expert) pair, k per patch.
+        weights (Tensor): Flat mixing weights (T * k).
+        outputs (list[Tensor]): Expert outputs the slots point into.
+
+    Returns:
+        Tensor: (B, C_out, Ho, Wo).
+    """
+    return _MixPatches.apply(layout, batch, slots, weights, *outputs)

@@ -5,6 +5,7 @@ from mmcv.cnn import ConvModule
 from torch import nn
 
 from moe_seg_plugin.moe import PatchConvMoE, top_k_route
+from moe_seg_plugin.moe.reference import spread_bias
 
 
 def _moe(**kwargs) -> PatchConvMoE:
@@ -42,32 +43,45 @@ def test_noise_only_in_training():
 
 
 class _CountingConv(nn.Conv2d):
-    """A conv that counts the patches it is run on."""
+    """A conv that records the shapes it is run on."""
 
     def forward(self, x):
-        self.seen = getattr(self, 'seen', 0) + x.shape[0]
+        self.calls = getattr(self, 'calls', []) + [tuple(x.shape)]
         return super().forward(x)
 
 
-@pytest.mark.parametrize('top_k,shared', [(1, 0), (2, 0), (3, 2)])
-def test_each_expert_runs_on_its_patches_only(top_k, shared):
+@pytest.mark.parametrize('top_k,shared,spread', [(1, 0, True), (2, 0, True),
+                                                 (3, 2, True), (2, 0, False)])
+def test_each_expert_runs_once_on_its_patches_only(top_k, shared, spread):
     conv = _CountingConv(4, 5, 3, padding=1)
     moe = PatchConvMoE(conv, num_experts=5, top_k=top_k, grid=(3, 4),
                        num_shared_experts=shared,
                        gate=dict(type='ConvGAPGate'))
+    patches = 3 * 3 * 4
+    if spread:
+        bias = spread_bias(patches, 5, top_k)
+        moe.gate.register_forward_hook(lambda m, args, out: out + bias)
     x = torch.randn(3, 4, 30, 41)
     out = moe(x)
     assert out.shape == (3, 5, 30, 41)
     record = moe.last_routing
-    patches = 3 * 3 * 4
     assert record.grid == (3, 3, 4)
     assert record.experts.shape == (patches, top_k)
     per_expert = torch.bincount(record.experts.flatten(), minlength=5)
-    seen = [getattr(e, 'seen', 0) for e in moe.experts]
-    assert seen == per_expert.tolist()
-    shared_seen = [getattr(e, 'seen', 0) for e in moe.shared_experts]
-    assert shared_seen == [patches] * shared
-    assert sum(seen) + sum(shared_seen) == top_k * patches + shared * patches
+    layout = moe.layout(30, 41)
+    window = (layout.rows.window, layout.cols.window)
+    for expert, count in zip(moe.experts, per_expert.tolist()):
+        calls = getattr(expert, 'calls', [])
+        if count == 0:
+            assert calls == []
+        elif count == patches:  # every patch: the whole map, in one call
+            assert calls == [(3, 4, 30, 41)]
+        else:  # the windows of its patches only, in one call
+            assert calls == [(count, 4) + window]
+    if spread:
+        assert 0 < per_expert.max() < patches
+    # Shared experts see every patch: the whole map.
+    assert [e.calls for e in moe.shared_experts] == [[(3, 4, 30, 41)]] * shared
 
 
 def test_gradients_reach_gate_and_only_chosen_experts():
@@ -114,3 +128,22 @@ def test_moves_with_the_module_dtype():
     moe = _moe().double().eval()
     out = moe(torch.randn(1, 6, 13, 14, dtype=torch.float64))
     assert out.dtype == torch.float64
+
+
+def test_traces_for_flop_counting():
+    """MMEngine's FlopAnalyzer (a jit trace, sizes as tensors) runs the
+    sparse dispatch and counts each chosen expert on its windows."""
+    from mmengine.analysis import FlopAnalyzer
+    conv = nn.Conv2d(4, 6, 3, padding=1)
+    moe = PatchConvMoE(conv, num_experts=4, top_k=2).eval()
+    bias = spread_bias(9, 4, 2)
+    moe.gate.register_forward_hook(lambda m, args, out: out + bias)
+    layout = moe.layout
+    moe.layout = lambda h, w: layout(int(h), int(w))
+    x = torch.randn(1, 4, 24, 30)
+    analyzer = FlopAnalyzer(moe, (x, ))
+    analyzer.unsupported_ops_warnings(False)
+    # Patches of 8x10 pixels, windows of 10x12 with the halo; two experts
+    # per patch (18 windows), plus a gate of a few percent.
+    window = FlopAnalyzer(conv, (torch.randn(1, 4, 10, 12), )).total()
+    assert 18 * window < analyzer.total() < 1.1 * 18 * window

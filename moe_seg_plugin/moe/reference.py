@@ -1,0 +1,74 @@
+"""The naive PatchConvMoE: every expert on every patch window, then masked.
+
+This is the layer as the method is written down, with none of the sparse
+dispatch: all patch windows are cut out (``PatchLayout.extract``), every
+routed expert runs on all of them (stage by stage with the padding masks
+where needed), and the outputs are combined with a dense (T, N) weight
+matrix that is zero for the experts a patch did not choose. It costs N
+experts' compute whatever ``top_k`` is. It gives the same output and
+gradients as ``PatchConvMoE.forward`` (up to float rounding, and in eval
+mode when experts hold batch norms: in training those normalise over the
+patches they see), so it serves as a test oracle and as the benchmark's
+baseline.
+"""
+import torch
+from torch import Tensor
+
+from .experts import run_expert
+from .layer import PatchConvMoE
+from .routing import RoutingRecord
+
+
+def dense_weights(record: RoutingRecord, num_experts: int) -> Tensor:
+    """The routing as a (T, N) matrix: each patch's mixing weight of each
+    expert, zero where the expert was not chosen."""
+    weights = record.weights.new_zeros(record.num_patches, num_experts)
+    return weights.scatter(1, record.experts, record.weights)
+
+
+def naive_forward(layer: PatchConvMoE, x: Tensor) -> Tensor:
+    """What ``layer(x)`` returns, computed the naive way.
+
+    The gate and routing are the layer's own (same logits; noisy gating
+    draws its own noise). ``layer.last_routing`` is left as it was.
+
+    Args:
+        layer (PatchConvMoE): The layer whose weights to use.
+        x (Tensor): Its input (B, C, H, W).
+
+    Returns:
+        Tensor: (B, C_out, Ho, Wo).
+    """
+    layout = layer.layout(x.shape[2], x.shape[3])
+    record = layer.route(layer.gate_logits(x, layout))
+    windows = layout.extract(x)
+    weights = dense_weights(record, layer.num_experts)
+    patches = torch.arange(windows.shape[0], device=x.device)
+    mixed = 0
+    for index, expert in enumerate(layer.experts):
+        out = run_expert(expert, windows, layout, patches, layer.stagewise)
+        mixed = mixed + out * weights[:, index].to(out.dtype).view(
+            -1, 1, 1, 1)
+    for expert in layer.shared_experts:
+        mixed = mixed + run_expert(expert, windows, layout, patches,
+                                   layer.stagewise)
+    return layout.assemble(mixed, x.shape[0])
+
+
+def spread_bias(num_patches: int, num_experts: int, top_k: int,
+                scale: float = 100.0) -> Tensor:
+    """Logit offsets that spread patches over the experts round-robin.
+
+    Patch t gets ``scale`` on experts ``(t * top_k + j) % num_experts`` for
+    j < top_k and 0 elsewhere, so adding it to gate logits makes every
+    expert busy (as a well-balanced trained gate would) while the chosen
+    experts' weights still come from the gate. For benchmarks and tests.
+
+    Returns:
+        Tensor: (num_patches, num_experts).
+    """
+    bias = torch.zeros(num_patches, num_experts)
+    for patch in range(num_patches):
+        for rank in range(top_k):
+            bias[patch, (patch * top_k + rank) % num_experts] = scale
+    return bias
