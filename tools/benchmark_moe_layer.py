@@ -1,0 +1,443 @@
+"""Latency of the PatchConvMoE layer alone, against the dense layer it
+replaces and against the naive reference (every expert on every patch).
+
+For each shipped architecture the replaced layer is taken from its
+Cityscapes PatchMoE config (the real module, its real input size at
+``--shape``), and timed three ways, forward (eval, no grad) and forward +
+backward (train mode, the input requiring grad as inside a model):
+
+- dense: the replaced module on the whole map (the stock model's cost);
+- moe: PatchConvMoE with N experts and top-k routing (the sparse dispatch);
+- naive: every expert on every patch window, combined with a dense (T, N)
+  weight matrix (``moe_seg_plugin.moe.reference``); its cost does not
+  depend on k.
+
+The gate runs as configured (DoubleConvGAPGate, 3x3 grid), but its logits
+get a round-robin offset so that patches spread over all experts, as a
+well-balanced trained gate's would (a fresh gate often sends every patch to
+the same experts, which would hide the cost of many experts). All cells of
+an architecture and mode are timed in interleaved rounds, so every ratio
+comes from the same stretch of machine load; each figure is the median over
+the rounds after one warm-up call. A naive cell whose estimated single call
+exceeds ``--naive-budget`` seconds is skipped (shown as "skipped").
+
+Targets (issue 5): at N=8, k=2 the layer is at least 3x faster than the
+naive reference; at k=2 its latency at N=32 is at most 1.15x that at N=4.
+
+Usage:
+    python tools/benchmark_moe_layer.py [--archs A ...] [--experts N ...]
+        [--top-k K ...] [--repeats R] [--batch B] [--shape H W]
+        [--modes forward backward] [--naive-budget S] [--threads T]
+        [--device cpu] [--out FILE.md|FILE.json]
+"""
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+# Idle OpenMP threads sleep instead of spinning: on a machine shared with
+# other jobs a spinning thread can hold the core a descheduled sibling
+# needs, and every parallel op then waits for it. Set OMP_WAIT_POLICY to
+# override (it must be set before torch loads).
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+import torch  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
+
+ARCH_CONFIGS = {
+    'deeplabv3plus': 'configs/deeplabv3plus/patchmoe_deeplabv3plus_r18-d8_'
+                     '4xb2-80k_cityscapes-512x1024.py',
+    'pspnet': 'configs/pspnet/patchmoe_pspnet_r18-d8_4xb2-80k_'
+              'cityscapes-512x1024.py',
+    'lraspp': 'configs/lraspp/patchmoe_lraspp_m-v3-d8_4xb4-160k_'
+              'cityscapes-512x1024.py',
+    'unet': 'configs/unet/patchmoe_unet-s5-d16_fcn_4xb4-160k_'
+            'cityscapes-512x1024.py',
+    'erfnet': 'configs/erfnet/patchmoe_erfnet_fcn_4xb4-160k_'
+              'cityscapes-512x1024.py',
+    'enet': 'configs/enet/patchmoe_enet_4xb4-160k_cityscapes-512x1024.py',
+}
+MODES = ('forward', 'backward')
+MODE_TITLES = {'forward': 'forward (eval)', 'backward': 'forward+backward'}
+#: Settings of the config's MoE layer that the sweep sets itself.
+SWEPT = ('target', 'num_experts', 'top_k', 'balance_loss', 'noisy_gating')
+SPEEDUP_TARGET = 3.0  # naive / moe at N=8, k=2
+SCALING_TARGET = 1.15  # moe at N=32 / moe at N=4, k=2
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Benchmark the PatchConvMoE layer alone against the '
+        'dense layer and the naive every-expert reference')
+    parser.add_argument('--archs', nargs='+', default=list(ARCH_CONFIGS),
+                        help=f'architectures (default: all of '
+                        f'{list(ARCH_CONFIGS)})')
+    parser.add_argument('--experts', nargs='+', type=int,
+                        default=[2, 4, 8, 16, 32],
+                        help='numbers of experts N (default: 2 4 8 16 32)')
+    parser.add_argument('--top-k', nargs='+', type=int, default=[1, 2],
+                        help='experts per patch k (default: 1 2)')
+    parser.add_argument('--modes', nargs='+', default=list(MODES),
+                        help='forward (eval, no grad) and/or backward '
+                        '(forward+backward in train mode)')
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='timed rounds after one warm-up call '
+                        '(default: 3)')
+    parser.add_argument('--batch', type=int, default=1,
+                        help='images per batch (default: 1)')
+    parser.add_argument('--shape', nargs=2, type=int, default=[512, 1024],
+                        metavar=('H', 'W'),
+                        help='model input size the layer input is taken '
+                        'at (default: 512 1024)')
+    parser.add_argument('--naive-budget', type=float, default=8.0,
+                        help='skip naive cells estimated to take longer '
+                        'than this many seconds per call (default: 8)')
+    parser.add_argument('--threads', type=int, default=os.cpu_count(),
+                        help='torch threads (default: all cores)')
+    parser.add_argument('--device', default='cpu', help='device (cpu, '
+                        'cuda, ...)')
+    parser.add_argument('--out', help='also write the results to this file '
+                        '(.md: the Markdown tables; .json: all figures)')
+    return parser.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Raise ValueError naming the first bad option."""
+    unknown = [a for a in args.archs if a not in ARCH_CONFIGS]
+    if unknown:
+        raise ValueError(f'--archs: unknown {unknown}; choose from '
+                         f'{list(ARCH_CONFIGS)}')
+    bad_modes = [m for m in args.modes if m not in MODES]
+    if bad_modes:
+        raise ValueError(f'--modes: unknown {bad_modes}; choose from '
+                         f'{list(MODES)}')
+    for name in ('experts', 'top_k'):
+        values = getattr(args, name)
+        if min(values) < 1:
+            raise ValueError(f'--{name.replace("_", "-")}: all values must '
+                             f'be >= 1, got {values}')
+    if max(args.top_k) > max(args.experts):
+        raise ValueError(f'--top-k: {max(args.top_k)} exceeds every '
+                         f'--experts value {args.experts}')
+    for name in ('repeats', 'batch', 'threads'):
+        if getattr(args, name) < 1:
+            raise ValueError(f'--{name}: must be >= 1, got '
+                             f'{getattr(args, name)}')
+    if min(args.shape) < 1:
+        raise ValueError(f'--shape: sizes must be positive, got {args.shape}')
+    if args.out and not args.out.endswith(('.md', '.json')):
+        raise ValueError(f'--out: give a .md or .json file, got {args.out!r}')
+
+
+def replaced_layer(arch: str, shape: Sequence[int],
+                   device: torch.device) -> Tuple[str, nn.Module, Tuple[
+                       int, ...], dict]:
+    """The shipped MoE layer of ``arch``: its path, the dense module it
+    replaces, the shape of its input for a batch-1 image of ``shape``, and
+    its PatchConvMoE settings from the config (swept ones left out)."""
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    from moe_seg_plugin.engine.run_setup import load_config
+    from moe_seg_plugin.models.injection import moe_layers
+
+    cfg = load_config(os.path.join(REPO, ARCH_CONFIGS[arch]))
+    init_default_scope('mmseg')
+    model = revert_sync_batchnorm(MODELS.build(cfg.model)).to(device).eval()
+    layers = moe_layers(model)
+    if len(layers) != 1:
+        raise RuntimeError(f'{arch}: expected one PatchConvMoE layer in '
+                           f'{ARCH_CONFIGS[arch]}, found {list(layers)}')
+    (path, layer), = layers.items()
+    shape_seen = _input_shape(model, layer, shape, device)
+    settings = dict(cfg.model.decode_head.get('moe', {}))
+    settings = {k: v for k, v in settings.items() if k not in SWEPT}
+    dense = copy.deepcopy(layer.experts[0])
+    return path, dense, shape_seen, settings
+
+
+class _Seen(Exception):
+    """Stops the model's forward pass once the layer's input is known."""
+
+
+def _input_shape(model: nn.Module, layer: nn.Module, shape: Sequence[int],
+                 device: torch.device) -> Tuple[int, ...]:
+    seen = {}
+
+    def stop(_, args):
+        seen['shape'] = tuple(args[0].shape)
+        raise _Seen
+
+    handle = layer.register_forward_pre_hook(stop)
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, *shape, device=device), mode='tensor')
+    except _Seen:
+        pass
+    finally:
+        handle.remove()
+    if 'shape' not in seen:
+        raise RuntimeError('the MoE layer did not run in a tensor-mode '
+                           'forward pass')
+    return seen['shape']
+
+
+def spread_routing(layer: nn.Module, patches: int) -> None:
+    """Offset the gate's logits so patches spread over all experts (the
+    offset follows ``layer.top_k``, which the sweep changes in place)."""
+    from moe_seg_plugin.moe.reference import spread_bias
+    biases: Dict[int, Tensor] = {}
+
+    def offset(_, args, logits):
+        k = layer.top_k
+        if k not in biases:
+            biases[k] = spread_bias(patches, layer.num_experts, k).to(
+                logits.device, logits.dtype)
+        return logits + biases[k]
+
+    layer.gate.register_forward_hook(offset)
+
+
+def timed_call(run: Callable[[], Tensor], module: nn.Module, x: Tensor,
+               mode: str, sync: Callable[[], None]) -> Callable[[], float]:
+    """A call of ``run()`` in ``mode`` that returns its seconds."""
+    grad = None
+
+    def call() -> float:
+        nonlocal grad
+        if mode == 'forward':
+            start = time.perf_counter()
+            with torch.no_grad():
+                run()
+            sync()
+            return time.perf_counter() - start
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+        start = time.perf_counter()
+        out = run()
+        if grad is None or grad.shape != out.shape:
+            grad = torch.randn_like(out)
+        out.backward(grad)
+        sync()
+        return time.perf_counter() - start
+
+    return call
+
+
+def interleaved(cells: Dict[str, Callable[[], float]],
+                repeats: int) -> Dict[str, float]:
+    """Median seconds of each cell over ``repeats`` rounds in which every
+    cell runs once in turn (after one warm-up call each)."""
+    times: Dict[str, List[float]] = {name: [] for name in cells}
+    for call in cells.values():
+        call()
+    for _ in range(repeats):
+        for name, call in cells.items():
+            times[name].append(call())
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def bench_arch(arch: str, args: argparse.Namespace,
+               device: torch.device) -> dict:
+    """All figures of one architecture."""
+    from moe_seg_plugin.moe import PatchConvMoE
+    from moe_seg_plugin.moe.reference import naive_forward
+
+    path, dense, shape, settings = replaced_layer(arch, args.shape, device)
+    shape = (args.batch, ) + shape[1:]
+    sync = (torch.cuda.synchronize if device.type == 'cuda' else
+            (lambda: None))
+    layers = {}
+    for n in args.experts:
+        layer = PatchConvMoE(dense, num_experts=n, top_k=1, **settings)
+        layer.to(device)
+        spread_routing(layer, args.batch * layer.layout(*shape[2:]).cells)
+        layers[n] = layer
+    result = dict(arch=arch, path=path, module=type(dense).__name__,
+                  input_shape=list(shape), settings=_jsonable(settings),
+                  modes={})
+    for mode in args.modes:
+        train = mode == 'backward'
+        x = torch.randn(shape, device=device, requires_grad=train)
+        dense.train(train)
+        for layer in layers.values():
+            layer.train(train)
+        cells = {'dense': timed_call(lambda: dense(x), dense, x, mode, sync)}
+        dense_s = cells['dense']()  # estimate for the naive budget
+        for n, layer in layers.items():
+            for k in args.top_k:
+                if k <= n:
+                    cells[f'moe N={n} k={k}'] = _with_top_k(
+                        layer, k, timed_call(lambda m=layer: m(x), layer, x,
+                                             mode, sync))
+        skipped = []
+        for n, layer in layers.items():
+            if min(args.top_k) > n:
+                continue
+            if n * dense_s * 1.2 > args.naive_budget:
+                skipped.append(n)
+                continue
+            cells[f'naive N={n}'] = _with_top_k(
+                layer, min(args.top_k),
+                timed_call(lambda m=layer: naive_forward(m, x), layer, x,
+                           mode, sync))
+        print(f'[{arch}] {MODE_TITLES[mode]}: {len(cells)} cells x '
+              f'{args.repeats + 1} calls' +
+              (f' (naive skipped for N={skipped})' if skipped else ''),
+              flush=True)
+        seconds = interleaved(cells, args.repeats)
+        result['modes'][mode] = _rows(seconds, args, skipped)
+        x.grad = None
+    return result
+
+
+def _with_top_k(layer: nn.Module, k: int,
+                call: Callable[[], float]) -> Callable[[], float]:
+
+    def run() -> float:
+        layer.top_k = k
+        return call()
+
+    return run
+
+
+def _rows(seconds: Dict[str, float], args: argparse.Namespace,
+          skipped: List[int]) -> List[dict]:
+    rows = []
+    dense_ms = seconds['dense'] * 1000
+    for n in args.experts:
+        naive = seconds.get(f'naive N={n}')
+        for k in args.top_k:
+            moe = seconds.get(f'moe N={n} k={k}')
+            if moe is None:
+                continue
+            rows.append(
+                dict(experts=n, top_k=k, dense_ms=dense_ms,
+                     moe_ms=moe * 1000,
+                     naive_ms=None if naive is None else naive * 1000,
+                     naive_skipped=n in skipped,
+                     moe_over_dense=moe * 1000 / dense_ms,
+                     naive_over_moe=None if naive is None else naive / moe))
+    return rows
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def scaling(rows: List[dict], k: int) -> Optional[float]:
+    """Latency at N=32 over that at N=4 for top-k ``k``."""
+    by_n = {r['experts']: r['moe_ms'] for r in rows if r['top_k'] == k}
+    if 32 in by_n and 4 in by_n:
+        return by_n[32] / by_n[4]
+    return None
+
+
+def speedup(rows: List[dict]) -> Optional[float]:
+    """Naive over moe at N=8, k=2."""
+    for r in rows:
+        if r['experts'] == 8 and r['top_k'] == 2:
+            return r['naive_over_moe']
+    return None
+
+
+def _fmt(value: Optional[float], digits: int = 2, none: str = '–') -> str:
+    return none if value is None else f'{value:.{digits}f}'
+
+
+def markdown(results: List[dict], meta: dict) -> str:
+    """The figures as Markdown: one table per architecture, then the
+    targets."""
+    lines = [
+        f"PatchConvMoE layer latency ({meta['device']}, {meta['threads']} "
+        f"threads, batch {meta['batch']}, layer inputs of a "
+        f"{meta['shape'][0]}x{meta['shape'][1]} image; median of "
+        f"{meta['repeats']} interleaved rounds; routing spread over all "
+        'experts)', ''
+    ]
+    for res in results:
+        lines += [
+            f"### {res['arch']}: `{res['path']}` ({res['module']}, input "
+            f"{tuple(res['input_shape'])})", '',
+            '| mode | N | k | dense ms | moe ms | naive ms | moe/dense | '
+            'naive/moe |', '|---|---|---|---|---|---|---|---|'
+        ]
+        for mode, rows in res['modes'].items():
+            for r in rows:
+                naive = ('skipped' if r['naive_skipped'] else _fmt(
+                    r['naive_ms'], 1))
+                lines.append(
+                    f"| {MODE_TITLES[mode]} | {r['experts']} | {r['top_k']} "
+                    f"| {r['dense_ms']:.1f} | {r['moe_ms']:.1f} | {naive} | "
+                    f"{r['moe_over_dense']:.2f} | "
+                    f"{_fmt(r['naive_over_moe'])} |")
+        lines.append('')
+    lines += [
+        '### Targets', '',
+        '| arch | mode | naive/moe at N=8, k=2 (>= 3) | N=32/N=4 at k=1 '
+        '| N=32/N=4 at k=2 (<= 1.15) |', '|---|---|---|---|---|'
+    ]
+    for res in results:
+        for mode, rows in res['modes'].items():
+            fast, flat = speedup(rows), scaling(rows, 2)
+            lines.append(
+                f"| {res['arch']} | {MODE_TITLES[mode]} | "
+                f"{_verdict(fast, fast is not None and fast >= SPEEDUP_TARGET)}"
+                f" | {_fmt(scaling(rows, 1))} | "
+                f"{_verdict(flat, flat is not None and flat <= SCALING_TARGET)}"
+                ' |')
+    lines += ['', f"Run took {meta['seconds'] / 60:.1f} min."]
+    return '\n'.join(lines)
+
+
+def _verdict(value: Optional[float], passed: bool) -> str:
+    if value is None:
+        return 'not measured'
+    return f"{value:.2f} {'PASS' if passed else 'FAIL'}"
+
+
+def run(args: argparse.Namespace) -> Tuple[List[dict], dict]:
+    """Benchmark every requested architecture."""
+    check_args(args)
+    import moe_seg_plugin  # noqa: F401  (registers the plugin's modules)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    results = [bench_arch(arch, args, device) for arch in args.archs]
+    meta = dict(device=str(device), threads=torch.get_num_threads(),
+                omp_wait_policy=os.environ.get('OMP_WAIT_POLICY'),
+                batch=args.batch, shape=list(args.shape),
+                repeats=args.repeats, naive_budget_s=args.naive_budget,
+                torch=torch.__version__,
+                seconds=time.perf_counter() - start)
+    return results, meta
+
+
+def main(argv=None) -> int:
+    from moe_seg_plugin.engine.run_setup import clear_errors
+    args = parse_args(argv)
+    done, value = clear_errors(lambda: run(args))
+    if not done:
+        return 2
+    results, meta = value
+    text = markdown(results, meta)
+    print(text)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)),
+                    exist_ok=True)
+        with open(args.out, 'w') as f:
+            if args.out.endswith('.json'):
+                json.dump(dict(meta=meta, results=results), f, indent=2)
+            else:
+                f.write(text + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
