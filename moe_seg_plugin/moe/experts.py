@@ -116,3 +116,37 @@ def run_expert(module: nn.Module,
 def needs_stagewise(stages: Sequence[Stage]) -> bool:
     """Whether a stage after the first reads zero padding."""
     return any(stage.pads for stage in stages[1:])
+
+
+def first_padded_conv(module: nn.Module) -> Optional[nn.Conv2d]:
+    """The convolution of ``module``'s first stage, if it is the only stage
+    that reads zero padding (None otherwise)."""
+    stages = conv_stages(module)
+    if needs_stagewise(stages) or not stages[0].pads:
+        return None
+    first = stages[0].module
+    conv = first if isinstance(first, nn.Conv2d) else getattr(
+        first, 'conv', None)
+    return conv if isinstance(conv, nn.Conv2d) else None
+
+
+def run_unpadded(module: nn.Module, windows: Tensor) -> Tensor:
+    """``module`` on tight windows, its first convolution unpadded.
+
+    A window then yields exactly its patch's outputs: none for the halo,
+    which would be cropped anyway. The padding is set back afterwards.
+
+    Args:
+        module (nn.Module): An expert with :func:`first_padded_conv`.
+        windows (Tensor): Tight windows (P, C, lh, lw).
+
+    Returns:
+        Tensor: The patches' outputs (P, C_out, ph, pw).
+    """
+    conv = first_padded_conv(module)
+    padding = conv.padding
+    conv.padding = (0, 0)
+    try:
+        return module(windows)
+    finally:
+        conv.padding = padding

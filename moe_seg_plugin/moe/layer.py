@@ -5,8 +5,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .experts import (EXPERT_INITS, add_relative_noise, make_experts,
-                      needs_stagewise, run_expert)
+from .experts import (EXPERT_INITS, add_relative_noise, first_padded_conv,
+                      make_experts, needs_stagewise, run_expert, run_unpadded)
 from .geometry import ChainAxis, channels, conv_stages
 from .losses import MoELoadLoss
 from .patches import (PatchLayout, Slot, axis_layout, gather_windows,
@@ -133,6 +133,9 @@ class PatchConvMoE(nn.Module):
         self.rows = ChainAxis(tuple(s.rows for s in stages))
         self.cols = ChainAxis(tuple(s.cols for s in stages))
         self.stagewise = needs_stagewise(stages)
+        #: Experts run on windows without their (only) padding: no outputs
+        #: are computed for the halo.
+        self.tight_windows = first_padded_conv(module) is not None
 
         self.gate = GATES.build(
             gate, 'gate', in_channels=self.in_channels,
@@ -251,8 +254,9 @@ class PatchConvMoE(nn.Module):
                 members[expert].append((patch, patch * len(chosen) + rank))
         whole = [e for e, m in enumerate(members) if len(m) == total]
         windowed = [e for e, m in enumerate(members) if 0 < len(m) < total]
+        tight = self.tight_windows
         windows = gather_windows(
-            x, layout, [[p for p, _ in members[e]] for e in windowed])
+            x, layout, [[p for p, _ in members[e]] for e in windowed], tight)
         outputs: List[Tensor] = []
         slots: List[Slot] = []
         for expert in whole:
@@ -261,11 +265,14 @@ class PatchConvMoE(nn.Module):
                 slots.append(
                     Slot(len(outputs), image, patch, weight, top, left))
             outputs.append(self.experts[expert](x))
-        crop = (layout.rows.crop, layout.cols.crop)
+        crop = (0, 0) if tight else (layout.rows.crop, layout.cols.crop)
         for expert, window in zip(windowed, windows):
             patches = [p for p, _ in members[expert]]
             for sample, (patch, weight) in enumerate(members[expert]):
                 slots.append(Slot(len(outputs), sample, patch, weight, *crop))
+            if tight:
+                outputs.append(run_unpadded(self.experts[expert], window))
+                continue
             index = (torch.tensor(patches, device=x.device)
                      if self.stagewise else None)
             outputs.append(

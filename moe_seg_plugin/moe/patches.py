@@ -40,6 +40,10 @@ class AxisLayout:
             patch i owns ``core_bounds[i]`` to ``core_bounds[i + 1]``.
         stage_sizes (list[int]): Dense output length after each stage.
         stage_strides (list[int]): Cumulative stride after each stage.
+        tight_offset (int): Start of a patch's *tight* window in its
+            window: the input its outputs read when the layer's padding is
+            left out (valid convolution), so no halo output is computed.
+        tight_window (int): Length of a tight window.
     """
     in_size: int
     out_size: int
@@ -54,21 +58,28 @@ class AxisLayout:
     core_bounds: List[int]
     stage_sizes: List[int]
     stage_strides: List[int]
+    tight_offset: int = 0
+    tight_window: int = 0
 
     @property
     def count(self) -> int:
         return len(self.starts)
 
-    def window_span(self, index: int) -> Tuple[int, int, int]:
-        """The part of patch ``index``'s window that lies in the input.
+    def window_span(self, index: int,
+                    tight: bool = False) -> Tuple[int, int, int]:
+        """The part of patch ``index``'s window (or tight window) that lies
+        in the input.
 
         Returns:
             tuple: First and past-the-end input pixel, and where the first
             one lies in the window (the pixels before it are padding).
         """
         start = self.window_starts[index]
+        length = self.window
+        if tight:
+            start, length = start + self.tight_offset, self.tight_window
         low = min(max(start, 0), self.in_size)
-        high = max(min(start + self.window, self.in_size), low)
+        high = max(min(start + length, self.in_size), low)
         return low, high, low - start
 
     def core_sizes(self) -> List[int]:
@@ -170,7 +181,9 @@ def axis_layout(chain: ChainAxis, in_size: int, grid: Optional[int],
     ] + [in_size]
     return AxisLayout(in_size, out_size, starts, sizes, patch, crop, window,
                       pad_before, pad_after, window_starts, bounds,
-                      stage_sizes, chain.cumulative_strides())
+                      stage_sizes, chain.cumulative_strides(),
+                      tight_offset=crop * stride - pad,
+                      tight_window=(patch - 1) * stride + extent)
 
 
 class PatchLayout:
@@ -188,9 +201,11 @@ class PatchLayout:
         self.rows = rows
         self.cols = cols
         self._cache: Dict[tuple, Tensor] = {}
-        self._window_boxes = [(rows.window_span(i), cols.window_span(j))
-                              for i in range(rows.count)
-                              for j in range(cols.count)]
+        self._window_boxes = {
+            tight: [(rows.window_span(i, tight), cols.window_span(j, tight))
+                    for i in range(rows.count) for j in range(cols.count)]
+            for tight in (False, True)
+        }
         self._output_boxes = [
             (rows.starts[i], rows.sizes[i], cols.starts[j], cols.sizes[j])
             for i in range(rows.count) for j in range(cols.count)
@@ -208,13 +223,20 @@ class PatchLayout:
     def out_size(self) -> Tuple[int, int]:
         return self.rows.out_size, self.cols.out_size
 
-    def window_box(self, patch: int) -> Tuple[int, tuple, tuple]:
-        """Image of ``patch`` and its window's in-input rows and columns
-        (first, past-the-end, offset in the window; see
+    def window_box(self, patch: int,
+                   tight: bool = False) -> Tuple[int, tuple, tuple]:
+        """Image of ``patch`` and its window's (or tight window's) in-input
+        rows and columns (first, past-the-end, offset in the window; see
         :meth:`AxisLayout.window_span`)."""
         image, cell = divmod(patch, self.cells)
-        rows, cols = self._window_boxes[cell]
+        rows, cols = self._window_boxes[tight][cell]
         return image, rows, cols
+
+    def window_size(self, tight: bool = False) -> Tuple[int, int]:
+        """Rows and columns of a window (or tight window)."""
+        if tight:
+            return self.rows.tight_window, self.cols.tight_window
+        return self.rows.window, self.cols.window
 
     def output_box(self, patch: int) -> Tuple[int, int, int, int, int]:
         """Image of ``patch`` and its output pixels: top, height, left,
@@ -345,15 +367,16 @@ class _GatherWindows(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, layout: 'PatchLayout', groups: Sequence[Sequence[int]],
-                x: Tensor) -> Tuple[Tensor, ...]:
-        ctx.layout, ctx.groups, ctx.shape = layout, groups, x.shape
-        r, c = layout.rows, layout.cols
+                tight: bool, x: Tensor) -> Tuple[Tensor, ...]:
+        ctx.layout, ctx.groups, ctx.tight = layout, groups, tight
+        ctx.shape = x.shape
+        size = layout.window_size(tight)
         outs = []
         for patches in groups:
-            out = x.new_empty((len(patches), x.shape[1], r.window, c.window))
+            out = x.new_empty((len(patches), x.shape[1]) + size)
             for sample, patch in enumerate(patches):
                 image, (top, bottom, dst_top), (left, right, dst_left) = (
-                    layout.window_box(patch))
+                    layout.window_box(patch, tight))
                 dst = out[sample]
                 dst[:, dst_top:dst_top + bottom - top,
                     dst_left:dst_left + right - left].copy_(
@@ -374,11 +397,11 @@ class _GatherWindows(torch.autograd.Function):
                 grad_x = grad.new_zeros(ctx.shape)
             for sample, patch in enumerate(patches):
                 image, (top, bottom, dst_top), (left, right, dst_left) = (
-                    layout.window_box(patch))
+                    layout.window_box(patch, ctx.tight))
                 grad_x[image, :, top:bottom, left:right] += grad[
                     sample, :, dst_top:dst_top + bottom - top,
                     dst_left:dst_left + right - left]
-        return None, None, grad_x
+        return None, None, None, grad_x
 
 
 def _zero_outside(window: Tensor, top: int, bottom: int, left: int,
@@ -390,20 +413,25 @@ def _zero_outside(window: Tensor, top: int, bottom: int, left: int,
     window[:, top:bottom, right:].zero_()
 
 
-def gather_windows(x: Tensor, layout: 'PatchLayout',
-                   groups: Sequence[Sequence[int]]) -> Tuple[Tensor, ...]:
+def gather_windows(x: Tensor,
+                   layout: 'PatchLayout',
+                   groups: Sequence[Sequence[int]],
+                   tight: bool = False) -> Tuple[Tensor, ...]:
     """Stacked windows (P, C, Lh, Lw) of each group of patches.
 
     Args:
         x (Tensor): The input map (B, C, H, W).
         layout (PatchLayout): Its patch layout.
         groups (list[list[int]]): Patch indices (layout order) per group.
+        tight (bool): Tight windows, for experts run without their first
+            convolution's padding. Default: False.
 
     Returns:
         tuple[Tensor]: One tensor per group; equal to
-        ``layout.extract(x)[patches]``, without making all windows.
+        ``layout.extract(x)[patches]`` (cut to the tight windows), without
+        making all windows.
     """
-    return _GatherWindows.apply(layout, groups, x)
+    return _GatherWindows.apply(layout, groups, tight, x)
 
 
 class _MixPatches(torch.autograd.Function):

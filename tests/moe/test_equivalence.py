@@ -130,3 +130,53 @@ def test_two_experts_mix_by_weights():
     moe = PatchConvMoE(conv, num_experts=2, top_k=2, expert_init='copy',
                        init_noise=0.0, gate=dict(type='GAPLinearGate'))
     _assert_same(moe, copy.deepcopy(conv), torch.randn(2, 4, 20, 21))
+
+
+def _windowed(module: nn.Module, batch: int, **kwargs) -> PatchConvMoE:
+    """Two copies of ``module`` as experts, the patches split between them
+    round-robin: every patch runs on its window, none on the whole map."""
+    from moe_seg_plugin.moe.reference import spread_bias
+    kwargs.setdefault('grid', (3, 3))
+    moe = PatchConvMoE(module, num_experts=2, top_k=1, expert_init='copy',
+                       init_noise=0.0, **kwargs).eval()
+
+    def spread(_, args, logits):
+        return logits + spread_bias(logits.shape[0], 2, 1)
+
+    moe.gate.register_forward_hook(spread)
+    return moe
+
+
+@pytest.mark.parametrize('kernel,dilation,stride', [(1, 1, 1), (3, 1, 1),
+                                                    (3, 6, 1), (3, 2, 2),
+                                                    (1, 1, 2), (3, 1, 2)])
+@pytest.mark.parametrize('grid', [(3, 3), (4, 4)])
+def test_windowed_conv2d_equals_dense(kernel, dilation, stride, grid):
+    conv = nn.Conv2d(5, 7, kernel, stride=stride, dilation=dilation,
+                     padding=dilation * (kernel // 2))
+    for batch in (1, 3):
+        moe = _windowed(conv, batch, grid=grid)
+        for size in SIZES:
+            _assert_same(moe, conv, torch.randn(batch, 5, *size))
+            assert moe.last_routing.experts.unique().numel() == 2
+
+
+@pytest.mark.parametrize('make', [
+    lambda: DepthwiseSeparableConvModule(
+        6, 8, 3, dilation=2, padding=2, norm_cfg=dict(type='BN')),
+    lambda: ConvModule(6, 8, 3, stride=2, padding=1,
+                       norm_cfg=dict(type='BN')),
+    lambda: nn.Sequential(
+        ConvModule(6, 4, 3, padding=1, norm_cfg=dict(type='BN')),
+        ConvModule(4, 8, 3, stride=2, padding=2, dilation=2,
+                   norm_cfg=dict(type='BN'))),
+    lambda: nn.Conv2d(6, 8, 4, padding='same'),
+    lambda: nn.Conv2d(6, 8, (3, 5), stride=(2, 1), padding=(0, 2)),
+])
+@pytest.mark.parametrize('split', [dict(grid=(3, 4)),
+                                   dict(grid=None, patch_size=(5, 11))])
+def test_windowed_modules_equal_dense(make, split):
+    module = _randomise_bn(make())
+    moe = _windowed(module, 2, **split)
+    for size in SIZES:
+        _assert_same(moe, module, torch.randn(2, 6, *size))
