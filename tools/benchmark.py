@@ -1,0 +1,167 @@
+"""Inference latency of a segmentor, optionally against its stock model.
+
+What is timed: the network's forward in tensor mode (``model(x,
+mode='tensor')``), eval mode, under ``torch.no_grad()``, batch 1, on a random
+normalised input of --shape; data pre-processing and the resize/argmax of
+``predict`` are left out (they are the same for both models). Warm-up rounds
+first, then --repeats timed rounds; with a baseline, each round times both
+models once, in alternating order, in the same process, and the ratio of the
+medians is printed (on CUDA the clock waits for the GPU).
+
+Usage:
+    python tools/benchmark.py CONFIG [CHECKPOINT] [--baseline STOCK_CONFIG
+        [--baseline-checkpoint FILE] | --vs-stock] [--shape H [W]]
+        [--warmup N] [--repeats N] [--device cpu|cuda] [--threads N]
+        [--cfg-options key=value ...] [--out FILE.json]
+"""
+import argparse
+import json
+import os
+import sys
+import warnings
+
+from mmengine.config import DictAction
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    import torch
+    parser = argparse.ArgumentParser(
+        description='Inference latency of a segmentor (batch 1)')
+    parser.add_argument('config', help='model config file')
+    parser.add_argument('checkpoint', nargs='?',
+                        help='checkpoint to load (default: fresh weights)')
+    baseline = parser.add_mutually_exclusive_group()
+    baseline.add_argument('--baseline',
+                          help='stock config timed alongside CONFIG')
+    baseline.add_argument(
+        '--vs-stock', action='store_true',
+        help='time the stock model derived from CONFIG (MoE wrappers '
+        'removed) alongside it')
+    parser.add_argument('--baseline-checkpoint',
+                        help='checkpoint of the baseline (default: fresh '
+                        'weights)')
+    parser.add_argument(
+        '--shape', type=int, nargs='+', default=[512, 1024],
+        help='input size: H W, or one size for a square (default 512 1024)')
+    parser.add_argument('--warmup', type=int, default=5,
+                        help='untimed rounds first (default 5)')
+    parser.add_argument('--repeats', type=int, default=20,
+                        help='timed rounds (default 20)')
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+        help='cpu or cuda[:i] (default: cuda if available, else cpu)')
+    parser.add_argument('--threads', type=int,
+                        help='CPU threads for torch (default: torch\'s)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of CONFIG (and of the stock model derived '
+        'from it), key=value')
+    parser.add_argument('--out', help='write the timings to this JSON file')
+    return parser.parse_args(argv)
+
+
+def build_runs(args: argparse.Namespace, height: int, width: int) -> dict:
+    """One inference per model, by name ('model', and 'stock')."""
+    import torch
+
+    from moe_seg_plugin.engine import load_config
+    from moe_seg_plugin.evaluation.flops import inference_model
+    from moe_seg_plugin.models.stock import count_moe_wrappers, stock_config
+
+    if args.baseline_checkpoint and not (args.baseline or args.vs_stock):
+        raise ValueError('--baseline-checkpoint: give --baseline or '
+                         '--vs-stock too')
+    for path in (args.checkpoint, args.baseline_checkpoint):
+        if path and not os.path.isfile(path):
+            raise FileNotFoundError(f'checkpoint {path!r} does not exist')
+    cfg = load_config(args.config, args.cfg_options)
+    configs = {'model': (cfg, args.checkpoint)}
+    if args.baseline:
+        configs['stock'] = (load_config(args.baseline),
+                            args.baseline_checkpoint)
+    elif args.vs_stock:
+        if not count_moe_wrappers(cfg.model):
+            raise ValueError(f'--vs-stock: {args.config} has no MoE '
+                             'wrappers (PatchMoEHead / PatchMoESegmentor)')
+        configs['stock'] = (stock_config(cfg), args.baseline_checkpoint)
+    x = torch.randn(1, 3, height, width, device=args.device)
+    runs = {}
+    for name, (model_cfg, checkpoint) in configs.items():
+        model = inference_model(model_cfg, checkpoint, args.device)
+        runs[name] = (lambda model=model: model(x, mode='tensor'))
+    return runs
+
+
+def benchmark(args: argparse.Namespace) -> dict:
+    """Time the models; every figure as a JSON-ready dict."""
+    import torch
+
+    from moe_seg_plugin.evaluation.flops import input_hw
+    from moe_seg_plugin.evaluation.latency import (compare_latency,
+                                                   latency_ratio)
+    height, width = input_hw(args.shape)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.warmup < 0 or args.repeats < 1:
+        raise ValueError('--warmup must be >= 0 and --repeats >= 1')
+    runs = build_runs(args, height, width)
+    timings = compare_latency(runs, args.warmup, args.repeats, args.device)
+    result = dict(
+        config=args.config, checkpoint=args.checkpoint,
+        baseline=args.baseline or ('derived from CONFIG'
+                                   if args.vs_stock else None),
+        shape=[height, width],
+        device=str(args.device), threads=torch.get_num_threads(),
+        warmup=args.warmup, repeats=args.repeats,
+        timed='tensor-mode forward, eval, torch.no_grad, batch 1',
+        latency=timings)
+    if 'stock' in timings:
+        result.update(latency_ratio(timings, 'model', 'stock'))
+    return result
+
+
+def report(result: dict) -> str:
+    from prettytable import PrettyTable
+    height, width = result['shape']
+    table = PrettyTable(['model', 'median ms', 'min ms', 'max ms', 'IQR ms'])
+    table.align['model'] = 'l'
+    names = {'model': result['config'], 'stock': result['baseline']}
+    for key, stats in result['latency'].items():
+        label = 'stock: ' + names[key] if key == 'stock' else names[key]
+        table.add_row([label] + [
+            f'{stats[k]:.2f}'
+            for k in ('median_ms', 'min_ms', 'max_ms', 'iqr_ms')
+        ])
+    lines = [
+        f"latency: {result['timed']}, input 1x3x{height}x{width}, "
+        f"{result['device']} ({result['threads']} threads), "
+        f"{result['warmup']} warm-up + {result['repeats']} timed rounds"
+        + (', models alternating' if 'ratio' in result else ''),
+        table.get_string()
+    ]
+    if 'ratio' in result:
+        lines.append(f"ratio model/stock (medians): {result['ratio']:.3f}  "
+                     f"(median of per-round ratios: "
+                     f"{result['paired_ratio']:.3f})")
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    warnings.filterwarnings('ignore')
+    from moe_seg_plugin.engine import clear_errors
+    ok, result = clear_errors(lambda: benchmark(args))
+    if not ok:
+        return 2
+    print(report(result))
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)),
+                    exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=2)
+        print(f'timings written to {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Parameters, FLOPs and latency of every shipped architecture: the
+PatchConvMoE config (paper defaults: 8 experts, top-2, 3x3 grid, 2Conv-GAP
+gate, one layer at the decoder's last conv) against its stock baseline.
+
+For each pair: parameters (without auxiliary heads), FLOPs (mmengine's
+FlopAnalyzer, 1 multiply-add = 1 FLOP) of the stock model, of the MoE model
+as it runs (top-k experts per patch) and with all experts on every patch,
+and CPU/GPU latency of the tensor-mode forward (eval, no_grad, batch 1),
+both models timed alternately in one process. Prints a Markdown table.
+
+Usage:
+    python tools/benchmark_architectures.py [--shape H [W]] [--archs erfnet
+        enet ...] [--warmup N] [--repeats N] [--device cpu] [--threads N]
+        [--out FILE.md] [--json FILE.json]
+"""
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+import warnings
+
+#: name: (MoE config, stock baseline), Cityscapes 512x1024.
+ARCHITECTURES = {
+    'deeplabv3plus_r18': (
+        'configs/deeplabv3plus/patchmoe_deeplabv3plus_r18-d8_4xb2-80k_'
+        'cityscapes-512x1024.py',
+        'configs/deeplabv3plus/deeplabv3plus_r18-d8_4xb2-80k_'
+        'cityscapes-512x1024.py'),
+    'pspnet_r18': (
+        'configs/pspnet/patchmoe_pspnet_r18-d8_4xb2-80k_cityscapes-512x1024'
+        '.py',
+        'configs/pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'),
+    'lraspp': (
+        'configs/lraspp/patchmoe_lraspp_m-v3-d8_4xb4-160k_cityscapes-'
+        '512x1024.py',
+        'configs/lraspp/lraspp_m-v3-d8_4xb4-160k_cityscapes-512x1024.py'),
+    'unet': (
+        'configs/unet/patchmoe_unet-s5-d16_fcn_4xb4-160k_cityscapes-512x1024'
+        '.py',
+        'configs/unet/unet-s5-d16_fcn_4xb4-160k_cityscapes-512x1024.py'),
+    'erfnet': (
+        'configs/erfnet/patchmoe_erfnet_fcn_4xb4-160k_cityscapes-512x1024.py',
+        'configs/erfnet/erfnet_fcn_4xb4-160k_cityscapes-512x1024.py'),
+    'enet': ('configs/enet/patchmoe_enet_4xb4-160k_cityscapes-512x1024.py',
+             'configs/enet/enet_4xb4-160k_cityscapes-512x1024.py'),
+}
+TARGET_RATIO = 1.05
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    import torch
+    parser = argparse.ArgumentParser(
+        description='Parameters, FLOPs and latency of every shipped '
+        'architecture, MoE vs stock (Markdown table)')
+    parser.add_argument('--archs', nargs='+', choices=list(ARCHITECTURES),
+                        default=list(ARCHITECTURES),
+                        help='architectures (default: all six)')
+    parser.add_argument(
+        '--shape', type=int, nargs='+', default=[512, 1024],
+        help='input size: H W, or one size for a square (default 512 1024)')
+    parser.add_argument('--warmup', type=int, default=2,
+                        help='untimed rounds per pair (default 2)')
+    parser.add_argument('--repeats', type=int, default=10,
+                        help='timed rounds per pair (default 10)')
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+        help='cpu or cuda[:i] (default: cuda if available, else cpu)')
+    parser.add_argument('--threads', type=int,
+                        help='CPU threads for torch (default: torch\'s)')
+    parser.add_argument('--no-latency', action='store_true',
+                        help='parameters and FLOPs only')
+    parser.add_argument('--out', help='also write the table to this file')
+    parser.add_argument('--json', help='write every figure to this file')
+    return parser.parse_args(argv)
+
+
+def measure_pair(name: str, args: argparse.Namespace, shape) -> dict:
+    """Every figure of one architecture's MoE/stock pair."""
+    import torch
+
+    from moe_seg_plugin.engine import load_config
+    from moe_seg_plugin.evaluation.flops import (analyze_model,
+                                                 compare_complexity,
+                                                 inference_model,
+                                                 layer_shares)
+    from moe_seg_plugin.evaluation.latency import (compare_latency,
+                                                   latency_ratio)
+    moe_path, stock_path = ARCHITECTURES[name]
+    models = {
+        'moe': inference_model(load_config(moe_path), device=args.device),
+        'stock': inference_model(load_config(stock_path), device=args.device)
+    }
+    figures = {key: analyze_model(model, shape)
+               for key, model in models.items()}
+    result = dict(
+        arch=name, moe_config=moe_path, stock_config=stock_path,
+        moe=figures['moe'].to_dict(), stock=figures['stock'].to_dict(),
+        increase_pct=compare_complexity(figures['moe'], figures['stock']),
+        layer_shares=layer_shares(figures['moe'], figures['stock']))
+    if not args.no_latency:
+        x = torch.randn(1, 3, *shape, device=args.device)
+        runs = {
+            key: (lambda model=model: model(x, mode='tensor'))
+            for key, model in models.items()
+        }
+        result['latency'] = compare_latency(runs, args.warmup, args.repeats,
+                                            args.device)
+        result.update(latency_ratio(result['latency'], 'moe', 'stock'))
+    return result
+
+
+def markdown_table(results: list) -> str:
+    """One row per architecture."""
+    header = ('| architecture | params stock (M) | params MoE (M) | params +% '
+              '| GFLOPs stock | GFLOPs MoE (actual) | GFLOPs MoE (all '
+              'experts) | GFLOPs +% (actual / all) | MoE layer share of '
+              'stock FLOPs | latency stock (ms) | latency MoE (ms) | ratio '
+              'MoE/stock |')
+    rows = [header, '|' + '---|' * header.count(' | ') + '---|']
+    for r in results:
+        moe, stock, inc = r['moe'], r['stock'], r['increase_pct']
+        shares = ' + '.join(f"{s['dense_share_pct']:.1f} %"
+                            for s in r['layer_shares'])
+        if 'latency' in r:
+            lat = r['latency']
+            timing = (f"{lat['stock']['median_ms']:.1f} "
+                      f"(IQR {lat['stock']['iqr_ms']:.1f}) | "
+                      f"{lat['moe']['median_ms']:.1f} "
+                      f"(IQR {lat['moe']['iqr_ms']:.1f}) | "
+                      f"{r['ratio']:.3f}"
+                      + (' *' if r['ratio'] > TARGET_RATIO else ''))
+        else:
+            timing = '- | - | -'
+        rows.append(
+            f"| {r['arch']} | {stock['params'] / 1e6:.3f} | "
+            f"{moe['params'] / 1e6:.3f} | {inc['params_pct']:+.2f} | "
+            f"{stock['flops'] / 1e9:.2f} | {moe['flops'] / 1e9:.2f} | "
+            f"{moe['all_experts_flops'] / 1e9:.2f} | "
+            f"{inc['flops_pct']:+.2f} / {inc['all_experts_flops_pct']:+.2f} "
+            f"| {shares} | {timing} |")
+    return '\n'.join(rows)
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    from moe_seg_plugin.evaluation.flops import input_hw
+    shape = input_hw(args.shape)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.warmup < 0 or args.repeats < 1:
+        raise ValueError('--warmup must be >= 0 and --repeats >= 1')
+    results = []
+    for name in args.archs:
+        start = time.perf_counter()
+        results.append(measure_pair(name, args, shape))
+        gc.collect()
+        print(f'{name}: done in {time.perf_counter() - start:.0f} s',
+              file=sys.stderr, flush=True)
+    return dict(shape=list(shape), device=str(args.device),
+                threads=torch.get_num_threads(), warmup=args.warmup,
+                repeats=args.repeats, results=results)
+
+
+def report(summary: dict) -> str:
+    height, width = summary['shape']
+    note = (f"Input 1x3x{height}x{width}, batch 1; params without auxiliary "
+            "heads; FLOPs: mmengine FlopAnalyzer (1 multiply-add = 1 FLOP); "
+            "MoE (actual) = gate + top-k experts per patch incl. halo, "
+            "(all experts) = every expert on every patch; latency: median "
+            f"(IQR) of {summary['repeats']} alternating rounds after "
+            f"{summary['warmup']} warm-up, tensor-mode forward, eval, "
+            f"no_grad, {summary['device']}, {summary['threads']} threads; "
+            f"* = ratio above {TARGET_RATIO}.")
+    return markdown_table(summary['results']) + '\n\n' + note
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    warnings.filterwarnings('ignore')
+    from mmengine.logging import MMLogger
+
+    from moe_seg_plugin.engine import clear_errors
+    MMLogger.get_current_instance().setLevel('WARNING')
+    ok, summary = clear_errors(lambda: run(args))
+    if not ok:
+        return 2
+    text = report(summary)
+    print(text)
+    for path, content in ((args.out, text),
+                          (args.json, json.dumps(summary, indent=2))):
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)),
+                        exist_ok=True)
+            with open(path, 'w') as f:
+                f.write(content + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
