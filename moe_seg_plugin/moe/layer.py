@@ -12,7 +12,7 @@ from .losses import MoELoadLoss
 from .patches import (PatchLayout, Slot, axis_layout, gather_windows,
                       mix_patches)
 from .registry import BALANCE_LOSSES, GATES, ConfigLike
-from .routing import RoutingRecord, top_k_route
+from .routing import RoutingRecord, expert_members, top_k_route
 
 _DEFAULT = object()
 DEFAULT_GRID = (3, 3)
@@ -246,17 +246,13 @@ class PatchConvMoE(nn.Module):
             choices = [[self.forced_expert]] * total
         else:
             choices = record.experts.tolist()  # the one host sync
-        members: List[List[Tuple[int, int]]] = [
-            [] for _ in range(self.num_experts)
-        ]
-        for patch, chosen in enumerate(choices):
-            for rank, expert in enumerate(chosen):
-                members[expert].append((patch, patch * len(chosen) + rank))
+        members = expert_members(choices, self.num_experts)
         whole = [e for e, m in enumerate(members) if len(m) == total]
         windowed = [e for e, m in enumerate(members) if 0 < len(m) < total]
         tight = self.tight_windows
         windows = gather_windows(
-            x, layout, [[p for p, _ in members[e]] for e in windowed], tight)
+            x, layout, [[p for p, _ in members[e]] for e in windowed],
+            tight) if windowed else ()
         outputs: List[Tensor] = []
         slots: List[Slot] = []
         for expert in whole:
@@ -267,19 +263,23 @@ class PatchConvMoE(nn.Module):
             outputs.append(self.experts[expert](x))
         crop = (0, 0) if tight else (layout.rows.crop, layout.cols.crop)
         for expert, window in zip(windowed, windows):
-            patches = [p for p, _ in members[expert]]
             for sample, (patch, weight) in enumerate(members[expert]):
                 slots.append(Slot(len(outputs), sample, patch, weight, *crop))
-            if tight:
-                outputs.append(run_unpadded(self.experts[expert], window))
-                continue
-            index = (torch.tensor(patches, device=x.device)
-                     if self.stagewise else None)
             outputs.append(
-                run_expert(self.experts[expert], window, layout, index,
-                           self.stagewise, crop=False))
+                self._run_on_windows(self.experts[expert], window, layout,
+                                     [p for p, _ in members[expert]]))
         return mix_patches(layout, batch, slots,
                            record.weights.reshape(-1), outputs)
+
+    def _run_on_windows(self, expert: nn.Module, windows: Tensor,
+                        layout: PatchLayout, patches: List[int]) -> Tensor:
+        """An expert's outputs on its windows, halo not cropped."""
+        if self.tight_windows:
+            return run_unpadded(expert, windows)
+        index = (torch.tensor(patches, device=windows.device)
+                 if self.stagewise else None)
+        return run_expert(expert, windows, layout, index, self.stagewise,
+                          crop=False)
 
     def balance_loss(self) -> Dict[str, Tensor]:
         """The balancing losses on the last forward pass's routing.

@@ -7,6 +7,13 @@ patch holds at least one real pixel. Patches are padded to one common size so
 that they stack into a batch, and each patch's window is cut from the input
 with the halo its expert's receptive field needs, so at a patch border the
 expert sees exactly what the dense layer sees.
+
+The layer's fast path never makes all windows: :func:`gather_windows` copies
+each expert's windows straight from the map, and :func:`mix_patches` writes
+the weighted expert outputs straight into the output map (both autograd
+Functions with backward passes that touch each pixel once per use).
+:meth:`PatchLayout.extract` / :meth:`PatchLayout.assemble` are the plain
+version (the naive reference uses them).
 """
 import math
 from dataclasses import dataclass

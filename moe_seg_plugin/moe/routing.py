@@ -1,6 +1,6 @@
 """Top-k routing and the record each forward pass leaves behind."""
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -84,3 +84,23 @@ def top_k_route(logits: Tensor,
     weights = chosen.softmax(dim=1)
     return RoutingRecord(logits, probs, experts, weights, (0, 0, 0), top_k,
                          noisy_logits=noisy, noise_std=noise_std)
+
+
+def expert_members(choices: Sequence[Sequence[int]],
+                   num_experts: int) -> List[List[Tuple[int, int]]]:
+    """The patches each expert was chosen for.
+
+    Args:
+        choices (list[list[int]]): Chosen experts per patch (T x k), as
+            host lists.
+        num_experts (int): N.
+
+    Returns:
+        list[list[tuple[int, int]]]: Per expert, (patch, index of the
+        weight in the flat T * k weights) pairs, patches in order.
+    """
+    members: List[List[Tuple[int, int]]] = [[] for _ in range(num_experts)]
+    for patch, chosen in enumerate(choices):
+        for rank, expert in enumerate(chosen):
+            members[expert].append((patch, patch * len(chosen) + rank))
+    return members

@@ -87,13 +87,16 @@ def _grads(layer: PatchConvMoE, x: torch.Tensor, out: torch.Tensor) -> dict:
     return grads
 
 
-@pytest.mark.parametrize('module,train', [('conv', True), ('sequential',
-                                                           False),
-                                          ('strided', False)])
-def test_gradients_equal_naive(module, train):
+@pytest.mark.parametrize('module,train,num_experts', [
+    ('conv', True, 6), ('sequential', False, 6), ('strided', False, 6),
+    ('conv', True, 2), ('strided', False, 2)
+])
+def test_gradients_equal_naive(module, train, num_experts):
+    """With 2 experts and k=2 both take every patch (whole-map calls)."""
     torch.manual_seed(2)
-    layer = PatchConvMoE(_randomise_bn(MODULES[module]()), num_experts=6,
-                         top_k=2, grid=(3, 3), num_shared_experts=1)
+    layer = PatchConvMoE(_randomise_bn(MODULES[module]()),
+                         num_experts=num_experts, top_k=2, grid=(3, 3),
+                         num_shared_experts=1)
     layer.train(train)
     _randomise_bn(layer)
     x = torch.randn(2, 5, 19, 26, requires_grad=True)
