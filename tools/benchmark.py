@@ -6,7 +6,10 @@ normalised input of --shape; data pre-processing and the resize/argmax of
 ``predict`` are left out (they are the same for both models). Warm-up rounds
 first, then --repeats timed rounds; with a baseline, each round times both
 models once, in alternating order, in the same process, and the ratio of the
-medians is printed (on CUDA the clock waits for the GPU).
+medians is printed (on CUDA the clock waits for the GPU). Which experts run
+depends on the gate: without a checkpoint the weights are fresh, and a fresh
+gate tends to send every patch to the same k experts, which then run on the
+whole map; give a trained checkpoint to time a trained model's routing.
 
 Usage:
     python tools/benchmark.py CONFIG [CHECKPOINT] [--baseline STOCK_CONFIG
@@ -26,7 +29,11 @@ from mmengine.config import DictAction
 def parse_args(argv=None) -> argparse.Namespace:
     import torch
     parser = argparse.ArgumentParser(
-        description='Inference latency of a segmentor (batch 1)')
+        description='Inference latency of a segmentor: tensor-mode forward, '
+        'eval, torch.no_grad, batch 1, random input; warm-up, then median '
+        'and spread. With --baseline/--vs-stock both models are timed in '
+        'alternating order in one process and the ratio of the medians is '
+        'printed.')
     parser.add_argument('config', help='model config file')
     parser.add_argument('checkpoint', nargs='?',
                         help='checkpoint to load (default: fresh weights)')

@@ -168,8 +168,11 @@ def report(summary: dict) -> str:
     height, width = summary['shape']
     note = (f"Input 1x3x{height}x{width}, batch 1; params without auxiliary "
             "heads; FLOPs: mmengine FlopAnalyzer (1 multiply-add = 1 FLOP); "
-            "MoE (actual) = gate + top-k experts per patch incl. halo, "
-            "(all experts) = every expert on every patch; latency: median "
+            "MoE (actual) = as traced: gate + top-k experts per patch "
+            "(on its window, or on the whole map if every patch chose the "
+            "expert), (all experts) = every expert on the whole map + gate; "
+            "MoE layer share = the replaced conv's share of the stock "
+            "model's FLOPs; latency: median "
             f"(IQR) of {summary['repeats']} alternating rounds after "
             f"{summary['warmup']} warm-up, tensor-mode forward, eval, "
             f"no_grad, {summary['device']}, {summary['threads']} threads; "

@@ -24,8 +24,11 @@ from mmengine.config import DictAction
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='FLOPs and parameters of a segmentor (MoE layers '
-        'counted as they run)')
+        description='FLOPs (mmengine FlopAnalyzer, 1 multiply-add = 1 FLOP, '
+        'batch 1, tensor-mode forward) and parameters of a segmentor; for a '
+        'MoE config also the all-experts figure, the stock model (MoE '
+        'wrappers removed, or --baseline), the increases in % and each MoE '
+        'layer\'s breakdown.')
     parser.add_argument('config', help='model config file')
     parser.add_argument(
         '--shape', type=int, nargs='+', default=[512, 1024],
