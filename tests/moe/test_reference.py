@@ -129,3 +129,17 @@ def test_spread_bias_gives_each_patch_k_distinct_experts():
     assert bias.sum(1).tolist() == [2.0] * 5
     assert bias.argmax(1).tolist() == [0, 2, 0, 2, 0]
     assert (bias.sum(0) > 0).all()
+
+
+@pytest.mark.parametrize('module', ['sequential', 'conv'])
+def test_one_patch_per_expert_equals_naive(module):
+    """Each expert runs on a single window."""
+    torch.manual_seed(4)
+    layer = _randomise_bn(PatchConvMoE(_randomise_bn(MODULES[module]()),
+                                       num_experts=9, top_k=1)).eval()
+    _spread(layer, 9)
+    x = torch.randn(1, 5, 20, 23)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), naive_forward(layer, x),
+                                   atol=1e-5, rtol=1e-5)
+    assert layer.last_routing.experts.flatten().tolist() == list(range(9))
