@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -128,6 +129,9 @@ def trained(tmp_path_factory):
     cfg = load_config(CONFIG, options)
     assert [h['type'] for h in cfg.custom_hooks] == ['RoutingStatsHook']
     cfg.work_dir = str(tmp_path_factory.mktemp('work'))
+    # A fresh visualizer: MMEngine hands out an existing instance of the
+    # same name (with its old save dir) if an earlier test made one.
+    cfg.visualizer.name = f'routing_stats_test_{time.time_ns()}'
     runner = Runner.from_cfg(cfg)
     layer = moe_layers(runner.model)[LAYER]
     captured = dict(train=[], val=[], samples=[])
