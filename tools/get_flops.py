@@ -14,11 +14,10 @@ Usage:
         [--cfg-options key=value ...] [--out FILE.json]
 """
 import argparse
-import json
-import os
 import sys
 import warnings
 
+import mmengine
 from mmengine.config import DictAction
 
 
@@ -178,10 +177,7 @@ def main(argv=None) -> int:
         return 2
     print(report(result))
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)),
-                    exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
+        mmengine.dump(result, args.out, indent=2)  # makes the folder
         print(f'figures written to {args.out}')
     return 0
 
