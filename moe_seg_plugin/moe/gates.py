@@ -154,10 +154,32 @@ class DoubleConvGAPGate(nn.Module):
         self.convs = nn.Sequential(*layers)
 
     def forward(self, x: Tensor, where: Where) -> Tensor:
+        if not self.training and self.affine_in_eval():
+            return self._pool_first(x, where)
         hidden = apply_conv(self.convs[0], x)
         for layer in self.convs[1:-1]:
             hidden = layer(hidden)
         return conv_then_pool(self.convs[-1], hidden, where)
+
+    def affine_in_eval(self) -> bool:
+        """Whether the gate is an affine map of each pixel in eval mode:
+        1x1 convolutions and a batch norm with running statistics, no
+        activation. Pooling then commutes with the whole gate."""
+        first, norm, last = (self.convs[0], self.convs[1], self.convs[-1])
+        return (len(self.convs) == 3 and is_pointwise(first)
+                and is_pointwise(last)
+                and isinstance(norm, nn.modules.batchnorm._BatchNorm)
+                and norm.track_running_stats
+                and norm.running_mean is not None)
+
+    def _pool_first(self, x: Tensor, where: Where) -> Tensor:
+        """The eval-mode gate on the patch means (T, C): the same logits as
+        the per-pixel path, at a cost that does not depend on the map."""
+        first, norm, last = self.convs
+        hidden = F.linear(patch_means(x, where), first.weight.flatten(1),
+                          first.bias)
+        hidden = norm(hidden[:, :, None, None]).flatten(1)
+        return F.linear(hidden, last.weight.flatten(1), last.bias)
 
 
 def _check_kernel(kernel_size: int) -> None:
