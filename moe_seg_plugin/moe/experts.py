@@ -1,6 +1,6 @@
 """Experts: copies of the replaced module, and how they run on windows."""
 import copy
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -76,7 +76,8 @@ def run_expert(module: nn.Module,
                layout: PatchLayout,
                patches: Optional[Tensor],
                stagewise: bool,
-               crop: bool = True) -> Tensor:
+               crop: bool = True,
+               stages: Optional[Sequence[Stage]] = None) -> Tensor:
     """Expert outputs (P, C_out, ph, pw) for windows (P, C, Lh, Lw).
 
     When a stage after the first reads zero padding (``stagewise``), the
@@ -92,6 +93,7 @@ def run_expert(module: nn.Module,
             windows are all patches in order).
         stagewise (bool): Run stage by stage with masking.
         crop (bool): Crop the halo's outputs. Default: True.
+        stages (list[Stage], optional): ``conv_stages(module)``, if known.
 
     Returns:
         Tensor: The patches' own outputs (with ``crop=False``, the outputs
@@ -104,7 +106,7 @@ def run_expert(module: nn.Module,
         patches = torch.arange(windows.shape[0], device=windows.device)
     cells = patches % layout.cells
     out = windows
-    for index, stage in enumerate(conv_stages(module)):
+    for index, stage in enumerate(stages or conv_stages(module)):
         if index > 0 and stage.pads:
             mask = layout.stage_mask(index - 1, tuple(out.shape[2:]),
                                      out.device, out.dtype)
@@ -118,10 +120,13 @@ def needs_stagewise(stages: Sequence[Stage]) -> bool:
     return any(stage.pads for stage in stages[1:])
 
 
-def first_padded_conv(module: nn.Module) -> Optional[nn.Conv2d]:
+def first_padded_conv(
+        module: nn.Module,
+        stages: Optional[Sequence[Stage]] = None) -> Optional[nn.Conv2d]:
     """The convolution of ``module``'s first stage, if it is the only stage
-    that reads zero padding (None otherwise)."""
-    stages = conv_stages(module)
+    that reads zero padding (None otherwise). ``stages``:
+    ``conv_stages(module)``, if known."""
+    stages = stages or conv_stages(module)
     if needs_stagewise(stages) or not stages[0].pads:
         return None
     first = stages[0].module
@@ -130,7 +135,9 @@ def first_padded_conv(module: nn.Module) -> Optional[nn.Conv2d]:
     return conv if isinstance(conv, nn.Conv2d) else None
 
 
-def run_unpadded(module: nn.Module, windows: Tensor) -> Tensor:
+def run_unpadded(module: nn.Module,
+                 windows: Tensor,
+                 stages: Optional[Sequence[Stage]] = None) -> Tensor:
     """``module`` on tight windows, its first convolution unpadded.
 
     A window then yields exactly its patch's outputs: none for the halo,
@@ -139,14 +146,41 @@ def run_unpadded(module: nn.Module, windows: Tensor) -> Tensor:
     Args:
         module (nn.Module): An expert with :func:`first_padded_conv`.
         windows (Tensor): Tight windows (P, C, lh, lw).
+        stages (list[Stage], optional): ``conv_stages(module)``, if known.
 
     Returns:
         Tensor: The patches' outputs (P, C_out, ph, pw).
     """
-    conv = first_padded_conv(module)
+    conv = first_padded_conv(module, stages)
     padding = conv.padding
     conv.padding = (0, 0)
     try:
         return module(windows)
     finally:
         conv.padding = padding
+
+
+class StageCache:
+    """``conv_stages`` of experts, read once and again only when an expert's
+    module tree has changed (e.g. batch norms swapped for SyncBatchNorm).
+
+    Reading the chain costs more than running a small expert on one window,
+    and the layer runs each chosen expert every forward pass.
+    """
+
+    def __init__(self) -> None:
+        self._entries: Dict[int, Tuple[tuple, List[Stage]]] = {}
+
+    def __call__(self, module: nn.Module) -> List[Stage]:
+        """The stages of ``module``."""
+        tree = tuple(module.modules())
+        entry = self._entries.get(id(module))
+        # The entry holds the modules themselves, so their ids stay unique
+        # while it lives; ``==`` on modules is identity.
+        if entry is None or entry[0] != tree:
+            entry = (tree, conv_stages(module))
+            self._entries[id(module)] = entry
+        return entry[1]
+
+    def clear(self) -> None:
+        self._entries.clear()

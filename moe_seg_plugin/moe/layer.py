@@ -5,8 +5,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .experts import (EXPERT_INITS, add_relative_noise, first_padded_conv,
-                      make_experts, needs_stagewise, run_expert, run_unpadded)
+from .experts import (EXPERT_INITS, StageCache, add_relative_noise,
+                      first_padded_conv, make_experts, needs_stagewise,
+                      run_expert, run_unpadded)
 from .geometry import ChainAxis, channels, conv_stages
 from .losses import MoELoadLoss
 from .patches import (PatchLayout, Slot, axis_layout, gather_windows,
@@ -152,6 +153,7 @@ class PatchConvMoE(nn.Module):
         #: The routing of the last forward pass.
         self.last_routing: Optional[RoutingRecord] = None
         self._layouts: Dict[Tuple[int, int], PatchLayout] = {}
+        self._stages = StageCache()
 
     def _build_losses(self, cfg) -> List[nn.Module]:
         if cfg is None:
@@ -274,12 +276,13 @@ class PatchConvMoE(nn.Module):
     def _run_on_windows(self, expert: nn.Module, windows: Tensor,
                         layout: PatchLayout, patches: List[int]) -> Tensor:
         """An expert's outputs on its windows, halo not cropped."""
+        stages = self._stages(expert)
         if self.tight_windows:
-            return run_unpadded(expert, windows)
+            return run_unpadded(expert, windows, stages)
         index = (torch.tensor(patches, device=windows.device)
                  if self.stagewise else None)
         return run_expert(expert, windows, layout, index, self.stagewise,
-                          crop=False)
+                          crop=False, stages=stages)
 
     def balance_loss(self) -> Dict[str, Tensor]:
         """The balancing losses on the last forward pass's routing.
@@ -301,10 +304,12 @@ class PatchConvMoE(nn.Module):
 
     def __getstate__(self) -> dict:
         # Copies (deepcopy, pickle) leave out the last routing (it may hold
-        # an autograd graph) and the per-size layout cache.
+        # an autograd graph), the per-size layout cache and the experts'
+        # stages (they point at this layer's modules, not the copy's).
         state = self.__dict__.copy()
         state['last_routing'] = None
         state['_layouts'] = {}
+        state['_stages'] = StageCache()
         return state
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,

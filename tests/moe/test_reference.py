@@ -143,3 +143,22 @@ def test_one_patch_per_expert_equals_naive(module):
         torch.testing.assert_close(layer(x), naive_forward(layer, x),
                                    atol=1e-5, rtol=1e-5)
     assert layer.last_routing.experts.flatten().tolist() == list(range(9))
+
+
+def test_a_swapped_stage_module_is_used():
+    """The layer reads each expert's stages once, but reads them again when
+    a submodule is replaced (as SyncBatchNorm conversion does)."""
+    torch.manual_seed(2)
+    module = nn.Sequential(
+        nn.Conv2d(5, 3, 1), nn.BatchNorm2d(3), nn.Conv2d(3, 6, 3, padding=1))
+    layer = PatchConvMoE(module, num_experts=4, top_k=2).eval()
+    _spread(layer, 9)
+    x = torch.randn(1, 5, 20, 23)
+    with torch.no_grad():
+        before = layer(x)
+        for expert in layer.experts:
+            expert[1] = _randomise_bn(nn.BatchNorm2d(3)).eval()
+        after = layer(x)
+        expected = naive_forward(layer, x)
+    assert not torch.allclose(before, after, atol=1e-3)
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-5)
