@@ -161,26 +161,45 @@ def run_unpadded(module: nn.Module,
 
 
 class StageCache:
-    """``conv_stages`` of experts, read once and again only when an expert's
-    module tree has changed (e.g. batch norms swapped for SyncBatchNorm).
+    """``conv_stages`` of experts, read once and again only when one of the
+    stage modules has been swapped out of its place (e.g. a batch norm
+    replaced by SyncBatchNorm).
 
     Reading the chain costs more than running a small expert on one window,
-    and the layer runs each chosen expert every forward pass.
+    and the layer runs each chosen expert every forward pass; checking that
+    the stages are still in place is one dict lookup per link.
     """
 
     def __init__(self) -> None:
-        self._entries: Dict[int, Tuple[tuple, List[Stage]]] = {}
+        self._entries: Dict[int, tuple] = {}
 
     def __call__(self, module: nn.Module) -> List[Stage]:
         """The stages of ``module``."""
-        tree = tuple(module.modules())
         entry = self._entries.get(id(module))
-        # The entry holds the modules themselves, so their ids stay unique
-        # while it lives; ``==`` on modules is identity.
-        if entry is None or entry[0] != tree:
-            entry = (tree, conv_stages(module))
+        if (entry is None or entry[0] is not module
+                or not all(parent._modules.get(name) is child
+                           for parent, name, child in entry[1])):
+            stages = conv_stages(module)
+            entry = (module, _links(module, stages), stages)
             self._entries[id(module)] = entry
-        return entry[1]
+        return entry[2]
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+def _links(module: nn.Module,
+           stages: Sequence[Stage]) -> List[Tuple[nn.Module, str, nn.Module]]:
+    """(parent, name, child) along the paths from ``module`` down to its
+    stage modules."""
+    wanted = {id(stage.module) for stage in stages}
+    links = {}
+    for path, sub in module.named_modules():
+        if not path or id(sub) not in wanted:
+            continue
+        parent = module
+        for name in path.split('.'):
+            child = parent._modules[name]
+            links[(id(parent), name)] = (parent, name, child)
+            parent = child
+    return list(links.values())

@@ -10,6 +10,7 @@ From the chain follow the output size for any input size and the window
 """
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import List, Sequence, Tuple
 
 from torch import nn
@@ -58,7 +59,7 @@ class Stage:
     rows: AxisGeometry
     cols: AxisGeometry
 
-    @property
+    @cached_property
     def pads(self) -> bool:
         """Whether this stage reads zero padding around its input."""
         return any((self.rows.pad_before, self.rows.pad_after,

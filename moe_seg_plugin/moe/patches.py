@@ -413,11 +413,17 @@ class _GatherWindows(torch.autograd.Function):
 
 def _zero_outside(window: Tensor, top: int, bottom: int, left: int,
                   right: int) -> None:
-    """Zero a window (C, h, w) outside rows top:bottom, columns left:right."""
-    window[:, :top].zero_()
-    window[:, bottom:].zero_()
-    window[:, top:bottom, :left].zero_()
-    window[:, top:bottom, right:].zero_()
+    """Zero a window (C, h, w) outside rows top:bottom, columns left:right
+    (no calls for empty borders: most windows have none or one)."""
+    height, width = window.shape[1:]
+    if top > 0:
+        window[:, :top].zero_()
+    if bottom < height:
+        window[:, bottom:].zero_()
+    if left > 0:
+        window[:, top:bottom, :left].zero_()
+    if right < width:
+        window[:, top:bottom, right:].zero_()
 
 
 def gather_windows(x: Tensor,
