@@ -184,9 +184,6 @@ class StageCache:
             self._entries[id(module)] = entry
         return entry[2]
 
-    def clear(self) -> None:
-        self._entries.clear()
-
 
 def _links(module: nn.Module,
            stages: Sequence[Stage]) -> List[Tuple[nn.Module, str, nn.Module]]:
