@@ -66,7 +66,8 @@ def _imported_modules(path: pathlib.Path):
 
 def test_core_imports_torch_and_stdlib_only():
     allowed = {
-        'torch', 'typing', 'dataclasses', 'math', 'copy', 'inspect', 'logging'
+        'torch', 'typing', 'dataclasses', 'functools', 'math', 'copy', 'inspect',
+        'logging'
     }
     files = sorted(CORE.glob('*.py'))
     assert len(files) >= 5
