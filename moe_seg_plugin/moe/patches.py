@@ -474,9 +474,18 @@ class _MixPatches(torch.autograd.Function):
         weights, *outputs = ctx.saved_tensors
         layout, slots = ctx.layout, ctx.slots
         needs = ctx.needs_input_grad
+        # Each slot's region is written once; only an output whose slots do
+        # not tile it whole (patches smaller than the common size) needs
+        # zeros around them.
+        covered = [0] * len(outputs)
+        for slot in slots:
+            _, _, height, _, width = layout.output_box(slot.patch)
+            covered[slot.output] += height * width
         grad_outputs = [
-            torch.zeros_like(y) if need else None
-            for y, need in zip(outputs, needs[4:])
+            None if not need else
+            torch.empty_like(y) if covered[index] * y.shape[1] == y.numel()
+            else torch.zeros_like(y)
+            for index, (y, need) in enumerate(zip(outputs, needs[4:]))
         ]
         each = weights.to(grad.dtype).unbind(0)
         dots: List[Optional[Tensor]] = [None] * weights.shape[0]
