@@ -270,8 +270,9 @@ class PatchConvMoE(nn.Module):
             outputs.append(
                 self._run_on_windows(self.experts[expert], window, layout,
                                      [p for p, _ in members[expert]]))
-        return mix_patches(layout, batch, slots,
-                           record.weights.reshape(-1), outputs)
+        # Routing weights are renormalised: each patch's sum to 1.
+        return mix_patches(layout, batch, slots, record.weights.reshape(-1),
+                           outputs, sum_to_one=True)
 
     def _run_on_windows(self, expert: nn.Module, windows: Tensor,
                         layout: PatchLayout, patches: List[int]) -> Tensor:

@@ -453,20 +453,26 @@ class _MixPatches(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, layout: 'PatchLayout', batch: int, slots: Sequence[Slot],
-                weights: Tensor, *outputs: Tensor) -> Tensor:
+                weights: Tensor, sum_to_one: bool, *outputs: Tensor) -> Tensor:
         ctx.layout, ctx.slots = layout, slots
         ctx.save_for_backward(weights, *outputs)
         first = outputs[0]
         out = first.new_empty((batch, first.shape[1]) + layout.out_size)
         each = weights.to(first.dtype).unbind(0)
-        done = set()
+        by_patch: Dict[int, List[Slot]] = {}
         for slot in slots:
-            dst, src = _slot_views(layout, out, outputs, slot)
-            if slot.patch in done:
+            by_patch.setdefault(slot.patch, []).append(slot)
+        for group in by_patch.values():
+            dst, src = _slot_views(layout, out, outputs, group[0])
+            if sum_to_one and len(group) == 2:
+                # w1 * a + w2 * b with w2 = 1 - w1, in one pass.
+                _, other = _slot_views(layout, out, outputs, group[1])
+                torch.lerp(other, src, each[group[0].weight], out=dst)
+                continue
+            torch.mul(src, each[group[0].weight], out=dst)
+            for slot in group[1:]:
+                _, src = _slot_views(layout, out, outputs, slot)
                 dst.addcmul_(src, each[slot.weight])
-            else:
-                torch.mul(src, each[slot.weight], out=dst)
-                done.add(slot.patch)
         return out
 
     @staticmethod
@@ -485,7 +491,7 @@ class _MixPatches(torch.autograd.Function):
             None if not need else
             torch.empty_like(y) if covered[index] * y.shape[1] == y.numel()
             else torch.zeros_like(y)
-            for index, (y, need) in enumerate(zip(outputs, needs[4:]))
+            for index, (y, need) in enumerate(zip(outputs, needs[5:]))
         ]
         each = weights.to(grad.dtype).unbind(0)
         dots: List[Optional[Tensor]] = [None] * weights.shape[0]
@@ -499,7 +505,7 @@ class _MixPatches(torch.autograd.Function):
                 dots[slot.weight] = (src_grad * src).sum()
         grad_weights = (torch.stack(dots).to(weights.dtype)
                         if needs[3] else None)
-        return (None, None, None, grad_weights, *grad_outputs)
+        return (None, None, None, grad_weights, None, *grad_outputs)
 
 
 def _slot_views(layout: 'PatchLayout', out: Tensor,
@@ -512,8 +518,12 @@ def _slot_views(layout: 'PatchLayout', out: Tensor,
     return dst, src
 
 
-def mix_patches(layout: 'PatchLayout', batch: int, slots: Sequence[Slot],
-                weights: Tensor, outputs: Sequence[Tensor]) -> Tensor:
+def mix_patches(layout: 'PatchLayout',
+                batch: int,
+                slots: Sequence[Slot],
+                weights: Tensor,
+                outputs: Sequence[Tensor],
+                sum_to_one: bool = False) -> Tensor:
     """Sum each patch's expert outputs times their weights, in place.
 
     Args:
@@ -522,8 +532,12 @@ def mix_patches(layout: 'PatchLayout', batch: int, slots: Sequence[Slot],
         slots (list[Slot]): Every (patch, expert) pair, k per patch.
         weights (Tensor): Flat mixing weights (T * k).
         outputs (list[Tensor]): Expert outputs the slots point into.
+        sum_to_one (bool): Each patch's weights sum to 1 (top-k routing
+            renormalises them), so two outputs mix in one pass (``lerp``).
+            Default: False.
 
     Returns:
         Tensor: (B, C_out, Ho, Wo).
     """
-    return _MixPatches.apply(layout, batch, slots, weights, *outputs)
+    return _MixPatches.apply(layout, batch, slots, weights, sum_to_one,
+                             *outputs)

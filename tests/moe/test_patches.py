@@ -60,3 +60,40 @@ def test_gate_pools_owned_real_pixels_only():
     expected = [x[0, 0, :3, :4].mean(), x[0, 0, :3, 4:].mean(),
                 x[0, 0, 3:, :4].mean(), x[0, 0, 3:, 4:].mean()]
     torch.testing.assert_close(means, torch.stack(expected))
+
+
+
+@pytest.mark.parametrize('sum_to_one', [False, True])
+def test_mix_patches_is_the_weighted_sum(sum_to_one):
+    """Two whole-map outputs mixed per patch: values and gradients equal
+    the weighted sum written out with weight maps."""
+    from moe_seg_plugin.moe.layer import PatchConvMoE
+    from moe_seg_plugin.moe.patches import Slot, mix_patches
+    torch.manual_seed(0)
+    layout = PatchConvMoE(nn.Conv2d(2, 3, 3, padding=1)).layout(10, 14)
+    patches = 2 * layout.cells
+    weights = torch.rand(patches, 2)
+    if sum_to_one:
+        weights = weights / weights.sum(1, keepdim=True)
+    weights.requires_grad_()
+    outputs = [torch.randn(2, 3, 10, 14, requires_grad=True) for _ in '01']
+    slots = []
+    for patch in range(patches):
+        image, top, _, left, _ = layout.output_box(patch)
+        slots += [Slot(rank, image, patch, 2 * patch + rank, top, left)
+                  for rank in range(2)]
+    mixed = mix_patches(layout, 2, slots, weights.reshape(-1), outputs,
+                        sum_to_one)
+    # Patches are 4x5 (padded size); assemble crops them to their cells.
+    maps = [
+        layout.assemble(weights[:, r].view(-1, 1, 1, 1).expand(-1, 1, 4, 5),
+                        2) for r in range(2)
+    ]
+    expected = outputs[0] * maps[0] + outputs[1] * maps[1]
+    torch.testing.assert_close(mixed, expected)
+    grad = torch.randn_like(mixed)
+    inputs = [weights] + outputs
+    got = torch.autograd.grad(mixed, inputs, grad)
+    want = torch.autograd.grad(expected, inputs, grad)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
