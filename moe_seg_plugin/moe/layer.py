@@ -2,7 +2,6 @@
 import logging
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import torch
 from torch import Tensor, nn
 
 from .experts import (EXPERT_INITS, StageCache, add_relative_noise,
@@ -280,9 +279,7 @@ class PatchConvMoE(nn.Module):
         stages = self._stages(expert)
         if self.tight_windows:
             return run_unpadded(expert, windows, stages)
-        index = (torch.tensor(patches, device=windows.device)
-                 if self.stagewise else None)
-        return run_expert(expert, windows, layout, index, self.stagewise,
+        return run_expert(expert, windows, layout, patches, self.stagewise,
                           crop=False, stages=stages)
 
     def balance_loss(self) -> Dict[str, Tensor]:
