@@ -1,6 +1,6 @@
 """Experts: copies of the replaced module, and how they run on windows."""
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -74,7 +74,7 @@ def make_experts(module: nn.Module, count: int, init: str,
 def run_expert(module: nn.Module,
                windows: Tensor,
                layout: PatchLayout,
-               patches: Union[Tensor, Sequence[int], None],
+               patches: Optional[Sequence[int]],
                stagewise: bool,
                crop: bool = True,
                stages: Optional[Sequence[Stage]] = None) -> Tensor:
@@ -89,8 +89,8 @@ def run_expert(module: nn.Module,
         module (nn.Module): The expert.
         windows (Tensor): Its patches' windows.
         layout (PatchLayout): Where the windows lie.
-        patches (Tensor | list[int], optional): Patch index of each window
-            (None: the windows are all patches in order).
+        patches (list[int], optional): Patch index of each window (None:
+            the windows are all patches in order).
         stagewise (bool): Run stage by stage with masking.
         crop (bool): Crop the halo's outputs. Default: True.
         stages (list[Stage], optional): ``conv_stages(module)``, if known.
@@ -102,29 +102,29 @@ def run_expert(module: nn.Module,
     if not stagewise:
         out = module(windows)
         return layout.crop(out) if crop else out
-    if patches is None:
-        patches = torch.arange(windows.shape[0], device=windows.device)
     out = windows
     for index, stage in enumerate(stages or conv_stages(module)):
         if index > 0 and stage.pads:
             mask = layout.stage_mask(index - 1, tuple(out.shape[2:]),
                                      out.device, out.dtype)
-            out = out * _window_masks(mask, patches, layout.cells)
+            out = out * _window_masks(mask, patches, out.shape[0])
         out = stage.module(out)
     return layout.crop(out) if crop else out
 
 
-def _window_masks(mask: Tensor, patches: Union[Tensor, Sequence[int]],
-                  cells: int) -> Tensor:
-    """The rows of a per-cell ``mask`` (cells, 1, h, w) for each window;
-    one window's is a view (no index op, the common case with many
-    experts)."""
-    if isinstance(patches, Tensor):
-        return mask.index_select(0, patches % cells)
-    if len(patches) == 1:
+def _window_masks(mask: Tensor, patches: Optional[Sequence[int]],
+                  windows: int) -> Tensor:
+    """The rows of a per-cell ``mask`` (cells, 1, h, w) for each of
+    ``windows`` windows (``patches`` None: all patches in order); one
+    window's is a view (no index op, the common case with many experts)."""
+    cells = mask.shape[0]
+    if patches is None:
+        index = torch.arange(windows, device=mask.device) % cells
+    elif len(patches) == 1:
         cell = patches[0] % cells
         return mask[cell:cell + 1]
-    index = torch.tensor([p % cells for p in patches], device=mask.device)
+    else:
+        index = torch.tensor([p % cells for p in patches], device=mask.device)
     return mask.index_select(0, index)
 
 

@@ -43,14 +43,13 @@ def naive_forward(layer: PatchConvMoE, x: Tensor) -> Tensor:
     record = layer.route(layer.gate_logits(x, layout))
     windows = layout.extract(x)
     weights = dense_weights(record, layer.num_experts)
-    patches = torch.arange(windows.shape[0], device=x.device)
     mixed = 0
     for index, expert in enumerate(layer.experts):
-        out = run_expert(expert, windows, layout, patches, layer.stagewise)
+        out = run_expert(expert, windows, layout, None, layer.stagewise)
         mixed = mixed + out * weights[:, index].to(out.dtype).view(
             -1, 1, 1, 1)
     for expert in layer.shared_experts:
-        mixed = mixed + run_expert(expert, windows, layout, patches,
+        mixed = mixed + run_expert(expert, windows, layout, None,
                                    layer.stagewise)
     return layout.assemble(mixed, x.shape[0])
 
