@@ -67,7 +67,7 @@ def _imported_modules(path: pathlib.Path):
 def test_core_imports_torch_and_stdlib_only():
     allowed = {
         'torch', 'typing', 'dataclasses', 'functools', 'math', 'copy', 'inspect',
-        'logging'
+        'logging', 're'
     }
     files = sorted(CORE.glob('*.py'))
     assert len(files) >= 5

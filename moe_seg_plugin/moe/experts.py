@@ -118,6 +118,8 @@ def _window_masks(mask: Tensor, patches: Optional[Sequence[int]],
     ``windows`` windows (``patches`` None: all patches in order); one
     window's is a view (no index op, the common case with many experts)."""
     cells = mask.shape[0]
+    if patches is not None and not patches:
+        return mask[:0]
     if patches is None:
         index = torch.arange(windows, device=mask.device) % cells
     elif len(patches) == 1:

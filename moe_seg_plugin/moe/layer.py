@@ -1,18 +1,20 @@
 """PatchConvMoE: a convolution replaced by patch-routed convolutional experts."""
 import logging
+import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from torch import Tensor, nn
 
+from .distributed import global_counts, has_collective_norm, world_size
 from .experts import (EXPERT_INITS, StageCache, add_relative_noise,
                       first_padded_conv, make_experts, needs_stagewise,
-                      run_expert, run_unpadded)
+                      reinitialise, run_expert, run_unpadded)
 from .geometry import ChainAxis, channels, conv_stages
 from .losses import MoELoadLoss
 from .patches import (PatchLayout, Slot, axis_layout, gather_windows,
                       mix_patches)
 from .registry import BALANCE_LOSSES, GATES, ConfigLike
-from .routing import RoutingRecord, expert_members, top_k_route
+from .routing import WEIGHTINGS, RoutingRecord, expert_members, top_k_route
 
 _DEFAULT = object()
 DEFAULT_GRID = (3, 3)
@@ -21,6 +23,12 @@ MAX_CACHED_LAYOUTS = 32
 logger = logging.getLogger('moe_seg_plugin')
 
 IntPair = Union[int, Sequence[int]]
+
+
+def _has_batch_norm(module: nn.Module) -> bool:
+    return any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for m in module.modules())
 
 
 def _positive_pair(value: IntPair, key: str) -> Tuple[int, int]:
@@ -47,10 +55,15 @@ class PatchConvMoE(nn.Module):
             ``ConvModule`` / ``DepthwiseSeparableConvModule``, or an
             ``nn.Sequential`` of those and pixel-wise layers.
         num_experts (int): Routed experts N. Default: 8.
-        top_k (int): Experts per patch. Default: 2. The chosen experts'
-            probabilities are renormalised to sum to 1, so with ``top_k=1``
-            the weight is always 1 and the gate learns from the balancing
-            losses alone.
+        top_k (int): Experts per patch. Default: 2.
+        weighting (str): How the chosen experts' outputs are weighted:
+            'renormalized' (their probabilities renormalised to sum to 1;
+            with ``top_k=1`` the weight is always 1 and the gate learns from
+            the balancing losses alone), 'gate_prob' (their softmax
+            probabilities over all experts, as Switch Transformer: the task
+            loss reaches the gate at top-1 too) or 'straight_through'
+            (renormalised forward, the gradient of 'gate_prob' backward).
+            Default: 'renormalized'.
         grid (int | tuple[int, int], optional): Patches per (rows, cols) of
             the output. Default: (3, 3) unless ``patch_size`` is given.
         patch_size (int | tuple[int, int], optional): Patch size in output
@@ -77,6 +90,7 @@ class PatchConvMoE(nn.Module):
                  module: nn.Module,
                  num_experts: int = 8,
                  top_k: int = 2,
+                 weighting: str = 'renormalized',
                  grid: Optional[IntPair] = _DEFAULT,
                  patch_size: Optional[IntPair] = None,
                  gate: ConfigLike = DEFAULT_GATE,
@@ -98,6 +112,9 @@ class PatchConvMoE(nn.Module):
         if not isinstance(top_k, int) or not 1 <= top_k <= num_experts:
             raise ValueError(f'top_k must be an int from 1 to num_experts '
                              f'({num_experts}), got {top_k!r}')
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f'weighting must be one of {WEIGHTINGS}, got '
+                             f'{weighting!r}')
         if grid is _DEFAULT:
             grid = DEFAULT_GRID if patch_size is None else None
         if (grid is None) == (patch_size is None):
@@ -122,6 +139,7 @@ class PatchConvMoE(nn.Module):
 
         self.num_experts = num_experts
         self.top_k = top_k
+        self.weighting = weighting
         self.expert_init = expert_init
         self.init_noise = float(init_noise)
         self._dense_keys = tuple(module.state_dict().keys())
@@ -147,12 +165,37 @@ class PatchConvMoE(nn.Module):
         self.balance_losses = nn.ModuleList(
             self._build_losses(balance_loss))
 
-        #: Send every patch to this expert with weight 1 (None: gated).
-        self.forced_expert: Optional[int] = None
+        self._forced_expert: Optional[int] = None
         #: The routing of the last forward pass.
         self.last_routing: Optional[RoutingRecord] = None
         self._layouts: Dict[Tuple[int, int], PatchLayout] = {}
         self._stages = StageCache()
+        self._clip_logged = False
+
+    @property
+    def forced_expert(self) -> Optional[int]:
+        """Send every patch to this expert with weight 1 (None: gated)."""
+        return self._forced_expert
+
+    @forced_expert.setter
+    def forced_expert(self, value: Optional[int]) -> None:
+        if value is not None and (not isinstance(value, int)
+                                  or isinstance(value, bool)
+                                  or not 0 <= value < self.num_experts):
+            raise ValueError(
+                f'forced_expert must be None (gated) or an int from 0 to '
+                f'{self.num_experts - 1}, got {value!r}')
+        self._forced_expert = value
+
+    def init_weights(self) -> None:
+        """Give the gate its own initialisation again.
+
+        MMEngine initialises a parent (e.g. a decode head whose ``init_cfg``
+        overrides its classifier with Normal(std=0.01)) before its
+        children; a gate placed there must not keep that classifier init.
+        The experts keep what the parent gave them (they replace its
+        module)."""
+        reinitialise(self.gate)
 
     def _build_losses(self, cfg) -> List[nn.Module]:
         if cfg is None:
@@ -179,18 +222,23 @@ class PatchConvMoE(nn.Module):
                 axis_layout(self.cols, width, grid[1], size[1], 'width'))
             if len(self._layouts) >= MAX_CACHED_LAYOUTS:
                 self._layouts.pop(next(iter(self._layouts)))
+            if layout.clipped(self.grid) and not self._clip_logged:
+                self._clip_logged = True
+                logger.warning(
+                    f'PatchConvMoE: grid {self.grid} is larger than the '
+                    f'output {layout.out_size} of the replaced layer for a '
+                    f'{height}x{width} input; this input uses a '
+                    f'{layout.grid} grid (one patch per output pixel where '
+                    'the grid does not fit; said once per layer)')
         self._layouts[key] = layout  # most recently used last
         return layout
 
     def route(self, logits: Tensor) -> RoutingRecord:
         """Choose experts for gate logits (T, N)."""
-        forced = self.forced_expert
-        if forced is not None and not 0 <= forced < self.num_experts:
-            raise ValueError(f'forced_expert must be from 0 to '
-                             f'{self.num_experts - 1}, got {forced!r}')
         noisy = self.noisy_gating and self.training
         return top_k_route(logits, self.top_k,
-                           self.noise_std if noisy else None, forced)
+                           self.noise_std if noisy else None,
+                           self.forced_expert, self.weighting)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply the mixture to ``x`` (B, C, H, W).
@@ -202,6 +250,9 @@ class PatchConvMoE(nn.Module):
             raise ValueError(
                 f'PatchConvMoE expects input (B, {self.in_channels}, H, W), '
                 f'got {tuple(x.shape)}')
+        if x.shape[0] == 0:
+            raise ValueError('PatchConvMoE got an empty batch (0 images); '
+                             'it needs at least one image to route')
         batch = x.shape[0]
         layout = self.layout(x.shape[2], x.shape[3])
         record = self.route(self.gate_logits(x, layout))
@@ -227,9 +278,12 @@ class PatchConvMoE(nn.Module):
                  layout: PatchLayout) -> Tensor:
         """Run each expert on its patches only and mix the outputs.
 
-        An expert runs once per forward pass, on the stacked windows of its
-        patches, or on the whole map if it has every patch. The only host
-        sync is reading which experts the patches chose.
+        Experts run once per forward pass each, in expert order: on the
+        stacked windows of their patches, or on the whole map if they have
+        every patch. The only host sync is reading which experts the
+        patches chose (plus, in distributed training with collective norms
+        in the experts, one all-reduce of the counts: see
+        :mod:`.distributed`).
 
         Args:
             x (Tensor): The input map (B, C, H, W).
@@ -248,30 +302,78 @@ class PatchConvMoE(nn.Module):
         else:
             choices = record.experts.tolist()  # the one host sync
         members = expert_members(choices, self.num_experts)
-        whole = [e for e, m in enumerate(members) if len(m) == total]
-        windowed = [e for e, m in enumerate(members) if 0 < len(m) < total]
+        plan = self.expert_plan(members, total, layout, x)
+        windowed = [e for e, how in plan if how == 'windows']
         tight = self.tight_windows
-        windows = gather_windows(
-            x, layout, [[p for p, _ in members[e]] for e in windowed],
-            tight) if windowed else ()
+        windows = dict(
+            zip(windowed,
+                gather_windows(x, layout, [[p for p, _ in members[e]]
+                                           for e in windowed], tight))
+            if windowed else ())
+        crop = (0, 0) if tight else (layout.rows.crop, layout.cols.crop)
         outputs: List[Tensor] = []
         slots: List[Slot] = []
-        for expert in whole:
-            for patch, weight in members[expert]:
-                image, top, _, left, _ = layout.output_box(patch)
-                slots.append(
-                    Slot(len(outputs), image, patch, weight, top, left))
-            outputs.append(self.experts[expert](x))
-        crop = (0, 0) if tight else (layout.rows.crop, layout.cols.crop)
-        for expert, window in zip(windowed, windows):
+        for expert, how in plan:
+            if how == 'map':
+                for patch, weight in members[expert]:
+                    image, top, _, left, _ = layout.output_box(patch)
+                    slots.append(
+                        Slot(len(outputs), image, patch, weight, top, left))
+                outputs.append(self.experts[expert](x))
+                continue
+            if how == 'empty':
+                # Takes part in its norms' collectives; no patch uses it.
+                window = x.new_zeros((0, x.shape[1]) +
+                                     layout.window_size(tight))
+            else:
+                window = windows[expert]
             for sample, (patch, weight) in enumerate(members[expert]):
                 slots.append(Slot(len(outputs), sample, patch, weight, *crop))
             outputs.append(
                 self._run_on_windows(self.experts[expert], window, layout,
                                      [p for p, _ in members[expert]]))
-        # Routing weights are renormalised: each patch's sum to 1.
+        # Renormalised weights (forward values) sum to 1 for each patch.
         return mix_patches(layout, batch, slots, record.weights.reshape(-1),
-                           outputs, sum_to_one=True)
+                           outputs,
+                           sum_to_one=record.weighting != 'gate_prob')
+
+    def expert_plan(self, members: List[list], total: int,
+                    layout: PatchLayout, x: Tensor) -> List[Tuple[int, str]]:
+        """Which experts run, in expert order, and how.
+
+        Args:
+            members (list): Per expert, its (patch, weight index) pairs.
+            total (int): Patches in the batch.
+            layout (PatchLayout): Where the patches lie.
+            x (Tensor): The input map.
+
+        Returns:
+            list[tuple[int, str]]: (expert, how) with how 'map' (on the
+            whole map: it has every patch, or in training its windows would
+            give a batch norm a single value per channel), 'windows' (on its
+            patches' windows) or 'empty' (on no window: distributed training
+            with collective norms, chosen on another rank only).
+        """
+        counts = [len(m) for m in members]
+        chosen_anywhere = counts
+        if (self.training and world_size() > 1
+                and has_collective_norm(self.experts)):
+            chosen_anywhere = global_counts(counts, x.device)
+        patch_pixels = layout.rows.patch * layout.cols.patch
+        plan = []
+        for expert, (count, anywhere) in enumerate(
+                zip(counts, chosen_anywhere)):
+            if not anywhere:
+                continue
+            if count == 0:
+                plan.append((expert, 'empty'))
+            elif count == total or (self.training and count * patch_pixels
+                                    == 1 and _has_batch_norm(
+                                        self.experts[expert])):
+                plan.append((expert, 'map'))
+            else:
+                plan.append((expert, 'windows'))
+        return plan
 
     def _run_on_windows(self, expert: nn.Module, windows: Tensor,
                         layout: PatchLayout, patches: List[int]) -> Tensor:
@@ -313,6 +415,7 @@ class PatchConvMoE(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs):
+        self._check_checkpoint(state_dict, prefix)
         dense = {
             key: state_dict.pop(prefix + key)
             for key in self._dense_keys if prefix + key in state_dict
@@ -322,6 +425,53 @@ class PatchConvMoE(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
+
+    def _check_checkpoint(self, state_dict: dict, prefix: str) -> None:
+        """Refuse a checkpoint whose entries for this layer do not fit it.
+
+        A checkpoint with expert entries must hold as many (routed and
+        shared) experts as the layer, and every entry under the layer's
+        prefix (or the dense module's, for upcycling) must have the
+        layer's shape: loading it otherwise leaves experts untrained while
+        the run goes on.
+
+        Raises:
+            ValueError: Naming the layer and both counts or shapes.
+        """
+        where = prefix.rstrip('.') or '<root>'
+        counts = {}
+        for group in ('experts', 'shared_experts'):
+            pattern = re.compile(re.escape(f'{prefix}{group}.') + r'(\d+)\.')
+            found = {
+                int(match.group(1))
+                for match in map(pattern.match, state_dict) if match
+            }
+            counts[group] = len(found)
+        has_experts = counts['experts'] or counts['shared_experts']
+        for group, modules in (('experts', self.experts),
+                               ('shared_experts', self.shared_experts)):
+            if has_experts and counts[group] != len(modules):
+                setting = ('num_experts'
+                           if group == 'experts' else 'num_shared_experts')
+                raise ValueError(
+                    f"checkpoint: PatchConvMoE layer '{where}' has "
+                    f'{len(modules)} {group.replace("_", " ")}, the '
+                    f'checkpoint has {counts[group]}; build the model with '
+                    f'{setting}={counts[group]} to load it (a dense '
+                    'checkpoint, without expert entries, is upcycled into '
+                    'any number of experts)')
+        own = self.state_dict()
+        if not has_experts and self.experts:
+            own.update(self.experts[0].state_dict())  # dense entries
+        for key, value in own.items():
+            entry = state_dict.get(prefix + key)
+            if (isinstance(entry, Tensor) and isinstance(value, Tensor)
+                    and entry.shape != value.shape):
+                raise ValueError(
+                    f"checkpoint: PatchConvMoE layer '{where}': entry "
+                    f"'{prefix}{key}' has shape {tuple(entry.shape)}, the "
+                    f'layer needs {tuple(value.shape)}; the checkpoint is '
+                    'of another model (architecture, channels or classes)')
 
     def _upcycle(self, dense: Dict[str, Tensor], state_dict: dict,
                  prefix: str) -> None:

@@ -31,6 +31,13 @@ class BalanceLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0, loss_name: str = None):
         super().__init__()
+        if (isinstance(loss_weight, bool)
+                or not isinstance(loss_weight, (int, float))
+                or not loss_weight >= 0):
+            raise ValueError(
+                f'balance_loss.loss_weight must be a number >= 0 (a negative '
+                f'weight rewards collapse onto few experts), got '
+                f'{loss_weight!r}')
         self.loss_weight = float(loss_weight)
         name = loss_name or self.default_name
         if 'loss' not in name:

@@ -87,7 +87,9 @@ class AxisLayout:
             start, length = start + self.tight_offset, self.tight_window
         low = min(max(start, 0), self.in_size)
         high = max(min(start + length, self.in_size), low)
-        return low, high, low - start
+        # A window wholly past the input's end (over-padded layers) is all
+        # padding: an empty span at its start, the rest zeroed.
+        return low, high, min(max(low - start, 0), length)
 
     def core_sizes(self) -> List[int]:
         """Input pixels each patch owns for gating."""
@@ -136,6 +138,9 @@ def split_axis(out_size: int, grid: Optional[int],
         patch_size (int, optional): Patch length (patch-size mode).
         axis (str): 'height' or 'width', for error messages.
 
+    A grid with more patches than the output has pixels along the axis is
+    clipped to one patch per pixel (:attr:`PatchLayout.clipped` says so).
+
     Returns:
         tuple: Patch starts, real sizes, and the common padded length.
     """
@@ -143,11 +148,7 @@ def split_axis(out_size: int, grid: Optional[int],
         raise ValueError(f'the replaced layer gives an empty output along '
                          f'the {axis} for this input')
     if grid is not None:
-        if grid > out_size:
-            raise ValueError(
-                f'grid: {grid} patches along the {axis} do not fit the '
-                f"layer's output {axis} of {out_size} pixels; use a grid of "
-                f'at most {out_size} there, or patch_size')
+        grid = min(grid, out_size)
         base, extra = divmod(out_size, grid)
         sizes = [base + 1] * extra + [base] * (grid - extra)
     else:
@@ -221,6 +222,11 @@ class PatchLayout:
     @property
     def grid(self) -> Tuple[int, int]:
         return self.rows.count, self.cols.count
+
+    def clipped(self, grid: Optional[Tuple[int, int]]) -> bool:
+        """Whether this layout has fewer patches than ``grid`` asks for
+        (the output is smaller than the grid along an axis)."""
+        return grid is not None and self.grid != tuple(grid)
 
     @property
     def cells(self) -> int:

@@ -17,7 +17,8 @@ class RoutingRecord:
         logits (Tensor): Gate logits (T, N), before noise.
         probs (Tensor): softmax of ``logits`` (T, N).
         experts (Tensor): Chosen experts (T, k), highest first.
-        weights (Tensor): Their mixing weights (T, k), each row sums to 1.
+        weights (Tensor): Their mixing weights (T, k); each row sums to 1
+            unless ``weighting`` is 'gate_prob'.
         grid (tuple): (B, gh, gw).
         top_k (int): Experts per patch (1 when an expert is forced).
         noisy_logits (Tensor, optional): Logits plus noise, when noisy
@@ -40,6 +41,7 @@ class RoutingRecord:
     col_starts: Tuple[int, ...] = field(default_factory=tuple)
     col_sizes: Tuple[int, ...] = field(default_factory=tuple)
     out_size: Tuple[int, int] = (0, 0)
+    weighting: str = 'renormalized'
 
     @property
     def num_experts(self) -> int:
@@ -50,10 +52,44 @@ class RoutingRecord:
         return self.logits.shape[0]
 
 
+#: How the chosen experts' outputs are weighted (see :func:`mixing_weights`).
+WEIGHTINGS = ('renormalized', 'gate_prob', 'straight_through')
+
+
+def mixing_weights(probs: Tensor, chosen: Tensor, experts: Tensor,
+                   weighting: str) -> Tensor:
+    """Mixing weights (T, k) of the chosen experts.
+
+    Args:
+        probs (Tensor): Softmax of the gate logits (T, N).
+        chosen (Tensor): The scores (logits, plus noise if noisy) of the
+            chosen experts (T, k).
+        experts (Tensor): The chosen experts (T, k).
+        weighting (str): 'renormalized': softmax over the chosen scores,
+            summing to 1 (with top-1 always 1, so the task loss gives the
+            gate no gradient); 'gate_prob': the experts' softmax
+            probabilities over all N, as Switch Transformer weights its one
+            expert (rows sum to less than 1); 'straight_through': the
+            renormalized values forward, the gradient of 'gate_prob'
+            backward.
+
+    Returns:
+        Tensor: (T, k).
+    """
+    if weighting == 'renormalized':
+        return chosen.softmax(dim=1)
+    gate_prob = probs.gather(1, experts)
+    if weighting == 'gate_prob':
+        return gate_prob
+    hard = chosen.detach().softmax(dim=1)
+    return hard + (gate_prob - gate_prob.detach())
+
+
 def top_k_route(logits: Tensor,
                 top_k: int,
                 noise_std: Optional[float] = None,
-                forced_expert: Optional[int] = None) -> RoutingRecord:
+                forced_expert: Optional[int] = None,
+                weighting: str = 'renormalized') -> RoutingRecord:
     """Choose experts for every patch.
 
     Args:
@@ -64,6 +100,8 @@ def top_k_route(logits: Tensor,
             Shazeer et al. 2017); callers pass it only in training.
         forced_expert (int, optional): Send every patch to this expert with
             weight 1 (fixed-expert evaluation).
+        weighting (str): One of :data:`WEIGHTINGS`; see
+            :func:`mixing_weights`. Default: 'renormalized'.
 
     Returns:
         RoutingRecord: The decision (grid and layout fields left empty).
@@ -74,16 +112,18 @@ def top_k_route(logits: Tensor,
                              dtype=torch.long, device=logits.device)
         weights = torch.ones(logits.shape[0], 1, dtype=logits.dtype,
                              device=logits.device)
-        return RoutingRecord(logits, probs, experts, weights, (0, 0, 0), 1)
+        return RoutingRecord(logits, probs, experts, weights, (0, 0, 0), 1,
+                             weighting='renormalized')
     noisy = None
     scores = logits
     if noise_std is not None:
         noisy = logits + torch.randn_like(logits) * noise_std
         scores = noisy
     chosen, experts = scores.topk(top_k, dim=1)
-    weights = chosen.softmax(dim=1)
+    weights = mixing_weights(probs, chosen, experts, weighting)
     return RoutingRecord(logits, probs, experts, weights, (0, 0, 0), top_k,
-                         noisy_logits=noisy, noise_std=noise_std)
+                         noisy_logits=noisy, noise_std=noise_std,
+                         weighting=weighting)
 
 
 def expert_members(choices: Sequence[Sequence[int]],

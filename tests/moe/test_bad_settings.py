@@ -68,13 +68,21 @@ def test_conv_module_with_group_norm_is_refused():
         PatchConvMoE(conv)
 
 
-def test_grid_larger_than_feature_map():
-    moe = PatchConvMoE(_conv(), grid=(4, 4))
-    moe(torch.randn(1, 4, 4, 8))
-    with pytest.raises(ValueError,
-                       match=r"grid: 4 patches along the height do not fit "
-                       r"the layer's output height of 3 pixels"):
+def test_grid_larger_than_feature_map_is_clipped_and_said_once(caplog):
+    """A grid with more patches than the output has pixels uses one patch
+    per pixel there (so any input size works), logged once per layer."""
+    moe = PatchConvMoE(_conv(), grid=(4, 4)).eval()
+    with caplog.at_level('WARNING', logger='moe_seg_plugin'):
+        moe(torch.randn(1, 4, 4, 8))
+        assert not caplog.records
         moe(torch.randn(1, 4, 3, 8))
+        assert moe.last_routing.grid == (1, 3, 4)
+        moe(torch.randn(1, 4, 2, 2))
+        assert moe.last_routing.grid == (1, 2, 2)
+    clipped = [r for r in caplog.records if 'larger than the output' in
+               r.getMessage()]
+    assert len(clipped) == 1
+    assert '(4, 4)' in clipped[0].getMessage()
 
 
 def test_wrong_input_channels():
@@ -83,8 +91,35 @@ def test_wrong_input_channels():
         moe(torch.randn(1, 3, 8, 8))
 
 
-def test_forced_expert_out_of_range():
+@pytest.mark.parametrize('value', [3, -1, '1', 1.0, True])
+def test_bad_forced_expert_is_refused_when_set(value):
     moe = PatchConvMoE(_conv(), num_experts=3, top_k=1)
-    moe.forced_expert = 3
-    with pytest.raises(ValueError, match='forced_expert must be from 0 to 2'):
-        moe(torch.randn(1, 4, 8, 8))
+    with pytest.raises(ValueError, match=r'forced_expert must be None '
+                       r'\(gated\) or an int from 0 to 2, got'):
+        moe.forced_expert = value
+    assert moe.forced_expert is None
+    moe.forced_expert = 2
+    assert moe.forced_expert == 2
+
+
+def test_empty_batch_is_refused():
+    moe = PatchConvMoE(_conv())
+    with pytest.raises(ValueError, match=r'empty batch \(0 images\)'):
+        moe(torch.randn(0, 4, 8, 8))
+
+
+@pytest.mark.parametrize('weight', [-0.01, '0.1', None])
+def test_bad_balance_loss_weight(weight):
+    with pytest.raises(ValueError, match='loss_weight must be a number >= 0 '
+                       r'\(a negative weight rewards collapse'):
+        PatchConvMoE(_conv(),
+                     balance_loss=dict(type='MoESwitchLoss',
+                                       loss_weight=weight))
+
+
+def test_bad_weighting():
+    with pytest.raises(ValueError, match=r"weighting must be one of "
+                       r"\('renormalized', 'gate_prob', 'straight_through'\)"):
+        PatchConvMoE(_conv(), weighting='softmax')
+
+
