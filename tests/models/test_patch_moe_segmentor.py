@@ -98,3 +98,31 @@ def test_unknown_segmentor_type():
     with pytest.raises(ValueError, match="model.segmentor_type: 'Nope' is "
                        "not a registered segmentor; allowed: "):
         _moe([dict(target=BACKBONE)], segmentor_type='Nope')
+
+
+FCN_HEAD = dict(type='FCNHead', in_channels=16, channels=16, num_convs=1,
+                concat_input=False, num_classes=19)
+
+
+@pytest.mark.parametrize('target,extra', [
+    # The head's init_cfg overrides its classifier with Normal(std=0.01).
+    ('decode_head.conv_seg', dict(decode_head=FCN_HEAD)),
+    # A backbone init inside an nn.Sequential (no init_weights of its own).
+    (BACKBONE, dict(backbone=dict(
+        type='ENet', init_cfg=dict(type='Constant', val=0.5,
+                                   layer=['Conv2d', 'BatchNorm2d'])))),
+])
+def test_gates_keep_their_own_init_wherever_placed(target, extra):
+    model = _moe([dict(target=target, num_experts=3)], **extra)
+    model.init_weights()
+    gate = model.get_submodule(target).gate
+    norms = [m for m in gate.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms
+    for norm in norms:
+        assert torch.equal(norm.weight, torch.ones_like(norm.weight))
+        assert torch.equal(norm.bias, torch.zeros_like(norm.bias))
+    convs = [m for m in gate.modules() if isinstance(m, torch.nn.Conv2d)]
+    for conv in convs:
+        # Conv2d's own init (kaiming uniform), not Normal(0.01) / 0.5.
+        assert conv.weight.std() > 0.02
+        assert not torch.all(conv.weight == 0.5)

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..dynamic import WrapperFactory
 from ..heads.patch_moe_head import PatchMoEHead
-from ..injection import inject_moe, moe_loss_terms
+from ..injection import inject_moe, moe_layers, moe_loss_terms
 
 
 def segmentor_types() -> List[str]:
@@ -70,6 +70,18 @@ class PatchMoESegmentor:
                                  'path of a conv inside the segmentor')
             inject_moe(self, target, settings, where)
             self.moe_targets.append(target)
+
+    def init_weights(self) -> None:
+        """The segmentor's init; then every gate gets its own init again.
+
+        MMEngine calls ``init_weights`` only on the direct children of
+        OpenMMLab modules, so a layer inside a plain ``nn.Sequential`` would
+        keep what an enclosing ``init_cfg`` (a head's classifier override,
+        a backbone's Kaiming or Constant init) did to its gate.
+        """
+        super().init_weights()
+        for layer in moe_layers(self).values():
+            layer.init_weights()
 
     def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
         """The segmentor's losses plus each MoE layer's terms."""
