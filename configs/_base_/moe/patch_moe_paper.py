@@ -6,6 +6,11 @@
 moe_paper = dict(
     num_experts=8,
     top_k=2,
+    # Top-2 weights renormalised to sum to 1 (the paper's mixing). With
+    # top_k=1 use weighting='gate_prob' (Switch Transformer): renormalised
+    # top-1 weights are always 1 and the gate learns from the balancing
+    # loss alone.
+    weighting='renormalized',
     grid=(3, 3),
     gate=dict(type='DoubleConvGAPGate', hidden_channels=8, kernel_size=1),
     balance_loss=dict(type='MoESwitchLoss', loss_weight=0.01),
