@@ -1,4 +1,5 @@
 """MMEngine glue: run set-up shared by the tools, and hooks."""
+from .errors import SetupError, as_setup_error
 from .progress import ProgressHook
 from .routing_stats_hook import RoutingStatsHook
 from .run_setup import (check_data_roots, clear_errors, cpu_distributed, enable_amp,
@@ -9,5 +10,5 @@ __all__ = [
     'load_config', 'check_data_roots', 'cpu_distributed', 'enable_amp',
     'set_work_dir', 'test_config', 'use_tta', 'ProgressHook',
     'RoutingStatsHook', 'run_cli',
-    'runner_from_cfg', 'clear_errors'
+    'runner_from_cfg', 'clear_errors', 'SetupError', 'as_setup_error'
 ]

@@ -2,6 +2,7 @@
 trains, validates or tests."""
 import json
 import logging
+import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -14,7 +15,9 @@ from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 from torch import nn
 
+from ..models.grid_check import check_model_grids
 from ..models.injection import moe_layers
+from .errors import SetupError
 from ..moe.routing import RoutingRecord
 from ..moe.statistics import (RoutingCounts, class_expert_counts,
                               label_cells, slide_windows)
@@ -54,7 +57,9 @@ class RoutingStatsHook(Hook):
     Every log is also appended to ``<work_dir>/<out_file>``, one JSON object
     a line (like MMEngine's scalars.json): ``mode``, ``iter``, ``run`` (the
     runner's timestamp), ``layers`` (the full summary per layer) and, for
-    val/test, ``classes``.
+    val/test, ``classes``. A run resumed at iteration i (``--resume``)
+    first drops the train and val entries of iterations after i that the
+    interrupted run wrote, so no (mode, iter) appears twice.
 
     Slide inference runs a layer once per crop: every crop counts, and a
     label pixel counts for each crop that covers it. When the runs of a
@@ -113,6 +118,10 @@ class RoutingStatsHook(Hook):
             return
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
+        try:  # MMSeg's own tools: the first point after the model is built
+            check_model_grids(model)
+        except ValueError as exc:
+            raise SetupError(str(exc)) from exc
         self._model = model
         self._layers = dict(sorted(moe_layers(model).items()))
         if not self._layers:
@@ -163,6 +172,28 @@ class RoutingStatsHook(Hook):
     def before_train(self, runner) -> None:
         self._classes = []
         self._start('train')
+        if runner.iter > 0 and mm_dist.is_main_process():
+            self._continue_file(runner, runner.iter)
+
+    def _continue_file(self, runner, start: int) -> None:
+        """A resumed run continues the file of the run it resumes: the
+        entries that run wrote after iteration ``start`` (train and val;
+        logged again now) are dropped, as is a line cut short by a crash."""
+        path = osp.join(runner.work_dir, self.out_file)
+        if not osp.isfile(path):
+            return
+        with open(path, encoding='utf-8') as file:
+            lines = file.read().splitlines()
+        kept = [line for line in lines if _kept(line, start)]
+        if len(kept) == len(lines):
+            return
+        partial = f'{path}.partial'
+        with open(partial, 'w', encoding='utf-8') as file:
+            file.writelines(line + '\n' for line in kept)
+        os.replace(partial, path)
+        print_log(f'RoutingStatsHook: resumed at iteration {start}; dropped '
+                  f'{len(lines) - len(kept)} entries of {path} written '
+                  f'after it', logger='current')
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
@@ -349,6 +380,20 @@ class RoutingStatsHook(Hook):
         if key not in self._warned:
             self._warned.add(key)
             print_log(message, logger='current', level=logging.WARNING)
+
+
+def _kept(line: str, start: int) -> bool:
+    """Whether a line of the stats file stays when a run resumes at
+    iteration ``start``: whole JSON, and not a train/val entry of a later
+    iteration."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(entry, dict):
+        return False
+    later = isinstance(entry.get('iter'), int) and entry['iter'] > start
+    return not (entry.get('mode') in ('train', 'val') and later)
 
 
 def _real_samples(dataloader) -> Optional[int]:

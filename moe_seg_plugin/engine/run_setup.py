@@ -2,17 +2,24 @@
 
 MMSeg's own tools do the same steps (config, --cfg-options, work dir, AMP,
 TTA); the additions are checks that turn the usual deep tracebacks into one
-clear message (missing data), and the few changes MMEngine needs to train
-distributed on CPU-only machines (gloo, no CUDA device ids, no SyncBN).
+clear message (missing or empty data folders, config syntax, and through
+:mod:`.errors` unknown config keys and unreadable checkpoints, also when the
+Runner meets them at the start of ``train()``/``test()``), and the few
+changes MMEngine needs to train distributed on CPU-only machines (gloo, no
+CUDA device ids, no SyncBN).
 """
 import os
 import os.path as osp
+import re
 import sys
+from inspect import signature
 from typing import Callable, Iterable, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
+
+from .errors import SetupError, as_setup_error, frames
 
 GENERATE_HINT = {
     'CityscapesDataset': 'cityscapes',
@@ -22,14 +29,45 @@ GENERATE_HINT = {
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read a config (plugin imported first, so ``moe_seg_plugin::`` and
-    ``custom_imports`` resolve) and apply ``--cfg-options``."""
+    ``custom_imports`` resolve) and apply ``--cfg-options``.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        SetupError: If the config (or a ``_base_`` it inherits) is not valid
+            Python, naming the file and line.
+    """
     import moe_seg_plugin  # noqa: F401
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file {path!r} does not exist')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError as exc:
+        raise config_syntax_error(exc, path) from exc
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
+
+
+def config_syntax_error(exc: SyntaxError, path: str) -> SetupError:
+    """One line for a syntax error in a config file: the file MMEngine was
+    parsing (``path`` or one of its bases), the line and Python's reason."""
+    parsed = [
+        frame.f_locals['filename'] for frame in frames(exc.__traceback__)
+        if isinstance(frame.f_locals.get('filename'), str)
+        and frame.f_code.co_filename.replace('\\', '/').endswith(
+            'mmengine/config/config.py')
+    ]
+    source = parsed[0] if parsed else path
+    line = exc.lineno
+    reason = exc.msg if line else str(exc)
+    if line is None:  # MMEngine's own re-raise: "... (<unknown>, line 3)"
+        found = re.search(r'line (\d+)', str(exc))
+        line = int(found.group(1)) if found else None
+        reason = reason.split(': ', 1)[-1]
+        reason = re.sub(r' \(<unknown>, line \d+\)$', '', reason)
+    where = f'{source!r}, line {line}' if line else repr(source)
+    return SetupError(f'config file {where}: {type(exc).__name__}: '
+                      f'{reason} (fix the Python syntax there)')
 
 
 def set_work_dir(cfg: Config, work_dir: Optional[str], config_path: str):
@@ -54,7 +92,12 @@ def check_data_roots(cfg: Config,
                      loaders: Iterable[str] = ('train_dataloader',
                                                'val_dataloader',
                                                'test_dataloader')) -> None:
-    """Fail early, and clearly, when a data set's image folder is missing.
+    """Fail early, and clearly, when a data set's folders cannot give data.
+
+    Refused: an image folder that is missing or holds no image ending in
+    the data set's ``img_suffix`` (searched recursively, as MMSeg's
+    BaseSegDataset lists it), a missing annotation folder
+    (``data_prefix.seg_map_path``) and a missing ``ann_file``.
 
     Raises:
         FileNotFoundError: Naming the config key, the folder, and how to
@@ -64,19 +107,84 @@ def check_data_roots(cfg: Config,
         if not cfg.get(loader):
             continue
         for dataset in _datasets(cfg[loader].dataset):
-            root = dataset.get('data_root') or ''
-            prefix = (dataset.get('data_prefix') or {}).get('img_path', '')
-            folder = osp.join(root, prefix)
-            if osp.isdir(folder):
-                continue
-            layout = GENERATE_HINT.get(dataset.get('type'), 'cityscapes')
-            raise FileNotFoundError(
-                f'{loader}.dataset: image folder {folder!r} does not exist '
-                f'(data_root={root!r}). To use the built-in street scenes, '
-                f'generate them: `python tools/generate_street_data.py '
-                f'--layout {layout} --out {root.rstrip("/") or "DIR"}`; for '
-                f'real {dataset.get("type", "data")}, pass '
-                f'`--cfg-options {loader}.dataset.data_root=/path/to/it`.')
+            problem = _data_problem(dataset)
+            if problem is not None:
+                raise FileNotFoundError(
+                    f'{loader}.dataset: {problem} '
+                    f'{_data_hint(loader, dataset)}')
+
+
+def _data_problem(dataset: ConfigDict) -> Optional[str]:
+    """What keeps a leaf dataset config from finding its data, or None."""
+    root = dataset.get('data_root') or ''
+    prefix = dataset.get('data_prefix') or {}
+    folder = osp.join(root, prefix.get('img_path', ''))
+    if not osp.isdir(folder):
+        return (f'image folder {folder!r} does not exist '
+                f'(data_root={root!r}).')
+    problem = _image_list_problem(dataset, root, folder)
+    seg_map = prefix.get('seg_map_path')
+    if problem is None and seg_map is not None and not osp.isdir(
+            osp.join(root, seg_map)):
+        problem = (f'annotation folder {osp.join(root, seg_map)!r} '
+                   f'(data_prefix.seg_map_path) does not exist '
+                   f'(data_root={root!r}).')
+    return problem
+
+
+def _image_list_problem(dataset: ConfigDict, root: str,
+                        folder: str) -> Optional[str]:
+    """A missing ``ann_file``, or an image folder without one image MMSeg
+    would list (as BaseSegDataset: by ``ann_file`` if it names a file,
+    else every file under ``folder`` ending in ``img_suffix``)."""
+    ann_file = dataset.get('ann_file') or ''
+    if ann_file and not osp.isdir(osp.join(root, ann_file)):
+        if osp.isfile(osp.join(root, ann_file)):
+            return None
+        return (f'ann_file {osp.join(root, ann_file)!r} does not exist '
+                f'(data_root={root!r}).')
+    suffix = _img_suffix(dataset)
+    if suffix is None or _has_images(folder, suffix, dataset):
+        return None
+    return (f'image folder {folder!r} holds no image ending in {suffix!r} '
+            f'(img_suffix; searched recursively, data_root={root!r}).')
+
+
+def _img_suffix(dataset: ConfigDict) -> Optional[str]:
+    """The dataset's ``img_suffix``: the config's, else its class default;
+    None if the class takes none (a data set that lists files its own
+    way)."""
+    if dataset.get('img_suffix') is not None:
+        return dataset.img_suffix
+    from mmseg.registry import DATASETS
+    kind = dataset.get('type')
+    cls = DATASETS.get(kind) if isinstance(kind, str) else kind
+    if not isinstance(cls, type):
+        return None
+    param = signature(cls.__init__).parameters.get('img_suffix')
+    if param is None or not isinstance(param.default, str):
+        return None
+    return param.default
+
+
+def _has_images(folder: str, suffix: str, dataset: ConfigDict) -> bool:
+    """Whether MMSeg's listing of ``folder`` finds one image."""
+    from mmengine.fileio import list_dir_or_file
+    files = list_dir_or_file(folder, list_dir=False, suffix=suffix,
+                             recursive=True,
+                             backend_args=dataset.get('backend_args'))
+    return next(iter(files), None) is not None
+
+
+def _data_hint(loader: str, dataset: ConfigDict) -> str:
+    """How to generate the built-in street scenes or use real data."""
+    root = dataset.get('data_root') or ''
+    layout = GENERATE_HINT.get(dataset.get('type'), 'cityscapes')
+    return (f'To use the built-in street scenes, generate them: '
+            f'`python tools/generate_street_data.py --layout {layout} '
+            f'--out {root.rstrip("/") or "DIR"}`; for real '
+            f'{dataset.get("type", "data")}, pass `--cfg-options '
+            f'{loader}.dataset.data_root=/path/to/it`.')
 
 
 def test_config(config: str,
@@ -179,18 +287,48 @@ def use_tta(cfg: Config) -> None:
 
 
 def runner_from_cfg(cfg: Config):
-    """The Runner a config asks for (``runner_type``), as MMSeg's tools."""
+    """The Runner a config asks for (``runner_type``), as MMSeg's tools;
+    the MoE layers' grids are checked against their maps at the crop size
+    as soon as the model is built."""
+    from ..models.grid_check import check_model_grids
     if 'runner_type' in cfg:
         from mmseg.registry import RUNNERS
-        return RUNNERS.build(cfg)
-    from mmengine.runner import Runner
-    return Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg)
+    else:
+        from mmengine.runner import Runner
+        runner = Runner.from_cfg(cfg)
+    check_model_grids(runner.model)
+    return runner
 
 
-def clear_errors(work: Callable[[], object]) -> Tuple[bool, object]:
-    """Run ``work()``; a set-up error (bad config, missing file, bad
-    option) is printed as one line instead of a traceback, unless
-    MOE_SEG_DEBUG is set.
+#: Errors that mean a bad set-up when raised while a runner is built.
+SETUP_ERRORS = (FileNotFoundError, ValueError, RuntimeError)
+#: The Runner's set-up steps at the start of train() / val() / test().
+SETUP_STEPS = frozenset({
+    'build_train_loop', 'build_val_loop', 'build_test_loop',
+    'build_dataloader', 'build_optim_wrapper', 'build_param_scheduler',
+    '_init_model_weights', 'load_or_resume'
+})
+
+
+def clear_errors(work: Callable[[], object],
+                 running: bool = False) -> Tuple[bool, object]:
+    """Run ``work()``; a set-up error is printed as one line (``error:
+    ...``) instead of a traceback, unless MOE_SEG_DEBUG is set.
+
+    Set-up errors: a :class:`SetupError` wherever it is raised; the known
+    mistakes :func:`as_setup_error` recognises (unknown config key or type,
+    unreadable checkpoint); and, unless ``running``, any FileNotFoundError,
+    ValueError or RuntimeError (bad config, missing file, bad option).
+
+    Args:
+        work: What to run.
+        running (bool): ``work`` runs the Runner (``runner.train()``...):
+            only errors raised in one of its set-up steps (``SETUP_STEPS``:
+            building loops, data loaders, optimizer, schedulers; weight
+            init; ``load_or_resume``, which loads ``load_from`` or resumes)
+            count, so a genuine error in the middle of training keeps its
+            traceback.
 
     Returns:
         tuple: (True, what ``work`` returned), or (False, None) after an
@@ -198,17 +336,41 @@ def clear_errors(work: Callable[[], object]) -> Tuple[bool, object]:
     """
     try:
         return True, work()
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        if os.environ.get('MOE_SEG_DEBUG'):
+    except Exception as exc:  # noqa: BLE001  (re-raised unless set-up)
+        error = _setup_error(exc, running)
+        if error is None or os.environ.get('MOE_SEG_DEBUG'):
             raise
-        print(f'error: {exc}\n(set MOE_SEG_DEBUG=1 for the traceback)',
+        print(f'error: {error}\n(set MOE_SEG_DEBUG=1 for the traceback)',
               file=sys.stderr)
         return False, None
 
 
+def _setup_error(exc: Exception, running: bool) -> Optional[Exception]:
+    """The error to print as one line, or None to keep the traceback."""
+    if isinstance(exc, SetupError):
+        return exc
+    if running and not _in_setup_step(exc):
+        return None
+    known = as_setup_error(exc)
+    if known is not None:
+        return known
+    return exc if isinstance(exc, SETUP_ERRORS) else None
+
+
+def _in_setup_step(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside one of the Runner's set-up steps."""
+    return any(
+        frame.f_code.co_name in SETUP_STEPS
+        and frame.f_code.co_filename.replace('\\', '/').endswith(
+            'mmengine/runner/runner.py')
+        for frame in frames(exc.__traceback__))
+
+
 def run_cli(build: Callable[[], object], action: str) -> int:
     """Build a runner and call ``runner.<action>()``; set-up errors end with
-    one clear message (see :func:`clear_errors`).
+    one clear message (see :func:`clear_errors`), also those raised by the
+    set-up steps the Runner runs lazily at the start of ``<action>()``
+    (train loop and data sets, ``load_from`` / resume).
 
     Returns:
         int: The process exit code (2 after a set-up error).
@@ -216,7 +378,9 @@ def run_cli(build: Callable[[], object], action: str) -> int:
     built, runner = clear_errors(build)
     if not built:
         return 2
-    getattr(runner, action)()
+    done, _ = clear_errors(getattr(runner, action), running=True)
+    if not done:
+        return 2
     _close_process_group()
     return 0
 

@@ -116,3 +116,20 @@ def check_grids_fit(model: nn.Module,
                 f'{path}: grid {layer.grid} does not fit the layer\'s output '
                 f'{out} at the crop size {tuple(crop_size)}; use a grid of '
                 f'at most {out} (rows, cols), or patch_size')
+
+
+def check_model_grids(model: nn.Module) -> None:
+    """:func:`check_grids_fit` at the model's own crop size (its data
+    preprocessor's ``size``), once per model; wrappers (DDP) unwrapped.
+
+    Raises:
+        ValueError: As :func:`check_grids_fit`.
+    """
+    model = getattr(model, 'module', model)
+    if getattr(model, '_moe_grids_checked', False):
+        return
+    preprocessor = getattr(model, 'data_preprocessor', None)
+    mean = getattr(preprocessor, 'mean', None)
+    channels = mean.shape[0] if isinstance(mean, torch.Tensor) else 3
+    check_grids_fit(model, getattr(preprocessor, 'size', None), channels)
+    model._moe_grids_checked = True

@@ -40,18 +40,24 @@ def fast_options(data_root: str, max_iters: int = 4) -> list:
     ]
 
 
-@pytest.fixture(scope='session')
-def fresh_checkpoint(tmp_path_factory) -> str:
-    """A checkpoint of the freshly initialised MoE_CONFIG model, saved the
-    way MMEngine saves them (``state_dict`` and ``meta``)."""
+def save_fresh_checkpoint(path, options=None) -> str:
+    """Save a checkpoint of the freshly initialised MoE_CONFIG model (with
+    ``options`` merged into the config) the way MMEngine saves them
+    (``state_dict`` and ``meta``)."""
     import torch
     from mmseg.registry import MODELS
 
     from moe_seg_plugin.engine import load_config
     torch.manual_seed(0)
-    cfg = load_config(str(ROOT / MOE_CONFIG))
+    cfg = load_config(str(ROOT / MOE_CONFIG), options)
     model = MODELS.build(cfg.model)
     model.init_weights()
-    path = tmp_path_factory.mktemp('checkpoint') / 'fresh.pth'
     torch.save(dict(meta=dict(), state_dict=model.state_dict()), path)
     return str(path)
+
+
+@pytest.fixture(scope='session')
+def fresh_checkpoint(tmp_path_factory) -> str:
+    """A checkpoint of the freshly initialised MoE_CONFIG model."""
+    return save_fresh_checkpoint(
+        tmp_path_factory.mktemp('checkpoint') / 'fresh.pth')

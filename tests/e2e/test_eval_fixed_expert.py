@@ -14,7 +14,7 @@ from moe_seg_plugin.evaluation.fixed_expert import (expert_indices, forced,
                                                     select_layers)
 from moe_seg_plugin.moe import PatchConvMoE
 
-from .conftest import MOE_CONFIG, ROOT, fast_options
+from .conftest import MOE_CONFIG, ROOT, fast_options, save_fresh_checkpoint
 
 TOOL = 'tools/eval_fixed_expert.py'
 ONE_EXPERT = ['model.decode_head.moe.num_experts=1',
@@ -90,9 +90,12 @@ def test_gated_and_forced_rows_match_independent_runs(street_root,
 
 
 @pytest.mark.slow
-def test_one_expert_gated_equals_forced(street_root, fresh_checkpoint,
-                                        tmp_path):
-    _, data, rows = _fixed_expert(fresh_checkpoint, tmp_path / 'fe',
+def test_one_expert_gated_equals_forced(street_root, tmp_path):
+    # A one-expert model needs a one-expert checkpoint: an 8-expert one is
+    # refused (the layer names both counts).
+    checkpoint = save_fresh_checkpoint(tmp_path / 'one.pth',
+                                       _as_dict(ONE_EXPERT))
+    _, data, rows = _fixed_expert(checkpoint, tmp_path / 'fe',
                                   fast_options(street_root) + ONE_EXPERT)
     assert list(rows) == ['gated', 'expert 0']
     assert data['layers']['decode_head.convs.0']['num_experts'] == 1

@@ -405,3 +405,70 @@ def test_samples_repeated_by_a_distributed_sampler_are_left_out(tmp_path):
     summary = hook.results['val']['layers']['first']
     assert summary['patches'] == 9
     assert summary['class_pixels'] == [12 * 18, 0]
+
+
+def _entries(path: pathlib.Path) -> list:
+    return [(e['mode'], e['iter'])
+            for e in map(json.loads, path.read_text().splitlines())]
+
+
+def test_a_resumed_run_drops_what_the_killed_run_wrote_after_it(tmp_path):
+    path = tmp_path / 'routing_stats.json'
+    killed = [('train', 1), ('train', 2), ('val', 2), ('train', 3),
+              ('train', 4), ('val', 4), ('train', 5), ('val', 5),
+              ('test', 0)]
+    path.write_text(''.join(
+        json.dumps(dict(mode=mode, iter=step, run='killed', layers={})) +
+        '\n' for mode, step in killed) + '{"mode": "train", "it')  # cut
+    runner = _Runner(_TwoLayers(), tmp_path)
+    runner.iter = 4  # resumed from iter_4.pth
+    hook = RoutingStatsHook(interval=1)
+    hook.before_run(runner)
+    hook.before_train(runner)
+    assert _entries(path) == killed[:6] + [('test', 0)]
+    runner.iter = 0  # a fresh run appends to the file as it is
+    hook.before_train(runner)
+    assert len(_entries(path)) == 7
+
+
+@pytest.mark.slow
+def test_resume_continues_the_file_without_repeating_iterations(tmp_path):
+    import subprocess
+    import sys
+
+    data = tmp_path / 'data'
+    write_cityscapes(str(data), num_train=4, num_val=1, height=64,
+                     width=128, seed=5)
+    work = tmp_path / 'work'
+    options = [
+        f'{loader}.dataset.data_root={data}'
+        for loader in ('train_dataloader', 'val_dataloader')
+    ] + [
+        'train_dataloader.batch_size=1', 'train_dataloader.num_workers=0',
+        'val_dataloader.num_workers=0',
+        'train_dataloader.dataset.pipeline.2.scale=(128,64)',
+        'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
+        'val_dataloader.dataset.pipeline.1.scale=(128,64)',
+        'model.data_preprocessor.size=(64,64)', 'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=2',
+        'default_hooks.checkpoint.save_last=False',
+        'default_hooks.logger.interval=1', 'param_scheduler.0.end=100'
+    ]
+
+    def train(max_iters, *extra):
+        result = subprocess.run(
+            [sys.executable, 'tools/train.py', CONFIG, '--work-dir',
+             str(work), *extra, '--cfg-options', *options,
+             f'train_cfg.max_iters={max_iters}'],
+            cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-4000:]
+
+    # Checkpoints at 2 and 4, then "killed" after iteration 5 (logged and
+    # validated, no checkpoint): --resume goes on from iteration 4.
+    train(5)
+    path = work / 'routing_stats.json'
+    assert _entries(path)[-2:] == [('train', 5), ('val', 5)]
+    train(6, '--resume')
+    assert _entries(path) == [('train', 1), ('train', 2), ('val', 2),
+                              ('train', 3), ('train', 4), ('val', 4),
+                              ('train', 5), ('train', 6), ('val', 6)]

@@ -95,3 +95,55 @@ def test_a_few_training_steps_lower_the_loss():
         losses.append(loss.item())
     assert 'decode.loss_moe_switch' in terms
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+
+
+@pytest.mark.parametrize('size', [(8, 8), (9, 11), (7, 6)])
+def test_deterministic_unpooling_equals_max_unpool2d(size):
+    from moe_seg_plugin.models.backbones.enet_blocks import unpool_2x2
+    pooled, indices = torch.nn.functional.max_pool2d(
+        torch.randn(2, 3, *size), 2, 2, return_indices=True)
+    stock = pooled.clone().requires_grad_()
+    ours = pooled.clone().requires_grad_()
+    expected = torch.nn.functional.max_unpool2d(stock, indices, 2, 2,
+                                                output_size=size)
+    result = unpool_2x2(ours, indices, size)
+    grad = torch.randn_like(expected)
+    expected.backward(grad)
+    result.backward(grad)
+    assert torch.equal(result, expected)
+    assert torch.equal(ours.grad, stock.grad)
+
+
+@pytest.fixture
+def deterministic():
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+def test_a_training_step_with_deterministic_algorithms(deterministic):
+    # MMEngine's randomness.deterministic=True; max_unpool2d has no
+    # deterministic kernel, so ENet unpools by a gather instead.
+    model = _segmentor(dict(HEAD, type='PatchMoEHead', head_type='ENetHead',
+                            moe=dict(num_experts=4)))
+    model.train()
+    images, samples = _street_batch(count=2, size=(33, 47))
+    data = model.data_preprocessor(dict(inputs=images, data_samples=samples),
+                                   True)
+    terms = model(**data, mode='loss')
+    sum(v for k, v in terms.items() if 'loss' in k).backward()
+    grads = [p.grad for p in model.backbone.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_both_unpooling_paths_give_the_same_backbone_output():
+    backbone = MODELS.build(dict(type='ENet')).eval()
+    x = torch.randn(1, 3, 45, 61)
+    with torch.no_grad():
+        stock = backbone(x)[0]
+        torch.use_deterministic_algorithms(True)
+        try:
+            ours = backbone(x)[0]
+        finally:
+            torch.use_deterministic_algorithms(False)
+    assert torch.equal(ours, stock)

@@ -24,6 +24,43 @@ def _unit(in_channels: int, out_channels: int, kernel, **kwargs) -> nn.Module:
                       norm_cfg=BN, act_cfg=PRELU, **kwargs)
 
 
+def unpool_2x2(x: Tensor, indices: Tensor, size: Tuple[int, int]) -> Tensor:
+    """Max-unpooling of 2x2 stride-2 windows without ``max_unpool2d``.
+
+    torch's ``max_unpool2d`` has no deterministic kernel, so training with
+    ``torch.use_deterministic_algorithms(True)`` (MMEngine's
+    ``randomness.deterministic=True``) refuses it. Here every output pixel
+    reads its window's value and keeps it where the window's index points
+    at it: a gather, deterministic forward and backward, with the same
+    result as ``F.max_unpool2d(x, indices, 2, 2, output_size=size)`` for
+    indices of a 2x2 stride-2 max pool.
+
+    Args:
+        x (Tensor): Pooled values, (B, C, h, w).
+        indices (Tensor): The pool's flat indices into (H, W), same shape.
+        size (tuple[int, int]): (H, W) of the map before pooling;
+            ``2h <= H <= 2h + 1`` (and the same for the width).
+    """
+    height, width = size
+    batch, channels, rows, cols = x.shape
+    if not (2 * rows <= height <= 2 * rows + 1
+            and 2 * cols <= width <= 2 * cols + 1):
+        raise ValueError(f'unpool_2x2: output size {size} does not match '
+                         f'a 2x2 stride-2 pool of {tuple(x.shape[-2:])}')
+
+    def spread(t: Tensor, fill) -> Tensor:
+        """Each window's entry on its 2x2 pixels, padded to (H, W)."""
+        t = t[:, :, :, None, :, None].expand(batch, channels, rows, 2, cols,
+                                             2)
+        t = t.reshape(batch, channels, 2 * rows, 2 * cols)
+        return F.pad(t, (0, width - 2 * cols, 0, height - 2 * rows),
+                     value=fill)
+
+    position = torch.arange(height * width, device=x.device)
+    chosen = spread(indices, -1) == position.view(height, width)
+    return torch.where(chosen, spread(x, 0.0), x.new_zeros(()))
+
+
 class InitialBlock(nn.Module):
     """3x3 stride-2 conv (out - in channels) beside a 2x2 max pool of the
     input (ceil mode, so odd sizes agree with the conv), concatenated, then
@@ -119,7 +156,9 @@ class DownsamplingBottleneck(nn.Module):
 class UpsamplingBottleneck(nn.Module):
     """Doubles the resolution: 1x1 conv + BN and max-unpooling with the
     indices of the matching downsampling on the main branch, a stride-2
-    transposed conv on ``ext``.
+    transposed conv on ``ext``. With deterministic algorithms on
+    (``randomness.deterministic=True``) the unpooling is
+    :func:`unpool_2x2`, which gives the same result.
 
     Args:
         in_channels (int): Input channels.
@@ -147,8 +186,11 @@ class UpsamplingBottleneck(nn.Module):
 
     def forward(self, x: Tensor, indices: Tensor,
                 size: Optional[torch.Size]) -> Tensor:
-        main = self.unpool(self.main_conv(x), indices,
-                           output_size=size[-2:])
+        main = self.main_conv(x)
+        if torch.are_deterministic_algorithms_enabled():
+            main = unpool_2x2(main, indices, tuple(size[-2:]))
+        else:
+            main = self.unpool(main, indices, output_size=size[-2:])
         ext = self.reduce(x)
         # A stride-2 transposed conv gives at most twice the input; an odd
         # pre-pooling size gets one zero row/column at the end.

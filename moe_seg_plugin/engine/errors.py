@@ -1,0 +1,255 @@
+"""Set-up errors the tools print as one line instead of a traceback.
+
+:class:`SetupError` is the project's own error for a user's mistake (a bad
+config key, a missing or empty data folder, an unreadable checkpoint).
+:func:`as_setup_error` turns the few errors MMEngine, MMSeg and torch raise
+deep inside for such mistakes into one: an unknown keyword in a config
+section (TypeError), an unknown ``type`` (KeyError from the registry), a
+checkpoint torch cannot read.
+"""
+import pickle
+import re
+from difflib import get_close_matches
+from inspect import Parameter, signature
+from types import FrameType, TracebackType
+from typing import Iterator, List, Optional, Tuple
+
+from mmengine.config import Config
+
+#: "Cls.__init__() got an unexpected keyword argument 'key'"
+UNEXPECTED_KEYWORD = re.compile(
+    r"(?P<owner>[\w.]+)\(\) got an unexpected keyword argument "
+    r"'(?P<key>\w+)'")
+#: Errors torch raises for a file that is not a whole checkpoint.
+UNREADABLE = (RuntimeError, EOFError, pickle.UnpicklingError, OSError,
+              ValueError, KeyError)
+
+
+class SetupError(ValueError):
+    """A mistake in the run's set-up (config, data, checkpoint), which the
+    tools print as one line (``error: ...``) and exit with code 2."""
+
+
+def as_setup_error(exc: BaseException) -> Optional[SetupError]:
+    """``exc`` as a :class:`SetupError` if it is a known set-up mistake,
+    else None (the caller keeps the original error).
+
+    Args:
+        exc: An error with its traceback.
+    """
+    if isinstance(exc, SetupError):
+        return exc
+    for explain in (unreadable_checkpoint, unknown_keyword, unknown_type):
+        error = explain(exc)
+        if error is not None:
+            return error
+    return None
+
+
+def frames(tb: Optional[TracebackType]) -> List[FrameType]:
+    """The frames of a traceback, innermost first."""
+    found = []
+    while tb is not None:
+        found.append(tb.tb_frame)
+        tb = tb.tb_next
+    return found[::-1]
+
+
+def _in_file(frame: FrameType, *suffixes: str) -> bool:
+    name = frame.f_code.co_filename.replace('\\', '/')
+    return any(name.endswith(suffix) for suffix in suffixes)
+
+
+def unreadable_checkpoint(exc: BaseException) -> Optional[SetupError]:
+    """A checkpoint file torch could not read (cut short, not a checkpoint).
+
+    Only errors raised inside ``torch.load`` count: a readable checkpoint
+    that does not fit the model fails later, with its own message.
+    """
+    if not isinstance(exc, UNREADABLE) or isinstance(exc, FileNotFoundError):
+        return None
+    loading = [
+        f for f in frames(exc.__traceback__)
+        if f.f_code.co_name == 'load'
+        and _in_file(f, 'torch/serialization.py')
+    ]
+    if not loading:
+        return None
+    path = loading[-1].f_locals.get('f')
+    name = repr(path) if isinstance(path, str) else 'the checkpoint'
+    return SetupError(
+        f'checkpoint {name} is not a readable checkpoint (cut short while '
+        f'saving or copying, or not a torch file): {_reason(exc)}. Point '
+        f'load_from / --resume / CHECKPOINT at a complete .pth file')
+
+
+def _reason(exc: BaseException) -> str:
+    """The first sentence of torch's message."""
+    text = str(exc).strip() or type(exc).__name__
+    marker = 'WeightsUnpickler error:'
+    if marker in text:  # safe loading refused what the file holds
+        detail = text.split(marker, 1)[1].strip().splitlines()
+        return 'safe loading refused it: ' + (detail[0] if detail else '')
+    first = text.splitlines()[0]
+    return first.split('. ')[0].rstrip('.')
+
+
+def unknown_keyword(exc: BaseException) -> Optional[SetupError]:
+    """A config section with a key its class does not take.
+
+    Translated only when the key is found in the run's config (a section
+    whose ``type`` is the class being built, if one is known): a keyword
+    that comes from code, not from the config, keeps its traceback.
+    """
+    if not isinstance(exc, TypeError):
+        return None
+    match = UNEXPECTED_KEYWORD.search(str(exc))
+    if match is None:
+        return None
+    key, owner = match['key'], match['owner'].split('.')[0]
+    stack = frames(exc.__traceback__)
+    cls = _built_class(stack, owner)
+    built_type, defaults = _built_cfg(stack, cls)
+    cfg = _config(stack)
+    sections = _sections_with_key(cfg, key, built_type) if cfg else []
+    if not sections:
+        return None
+    name = cls.__name__ if cls is not None else owner
+    what = f'{name} (type={built_type!r})' if built_type and \
+        built_type != name else name
+    allowed = _keywords(cls, defaults) if cls is not None else []
+    hint = f'; allowed: {allowed}' if allowed else ''
+    return SetupError(f'{sections[0]}: unknown key {key!r} for {what}'
+                      f'{hint}')
+
+
+def _built_cfg(stack: List[FrameType],
+               cls: Optional[type] = None) -> Tuple[Optional[str], dict]:
+    """``type`` and ``default_args`` of the innermost registry build (of
+    ``cls``, a base or a subclass of it, if given)."""
+    for frame in stack:
+        if frame.f_code.co_name != 'build_from_cfg' or not _in_file(
+                frame, 'mmengine/registry/build_functions.py'):
+            continue
+        built = frame.f_locals.get('obj_cls')
+        if cls is not None and not (isinstance(built, type) and (
+                issubclass(cls, built) or issubclass(built, cls))):
+            continue
+        cfg = frame.f_locals.get('cfg') or {}
+        kind = cfg.get('type') if isinstance(cfg, dict) else None
+        defaults = frame.f_locals.get('default_args') or {}
+        return (kind if isinstance(kind, str) else
+                getattr(kind, '__name__', None)), dict(defaults)
+    return None, {}
+
+
+def _has_base(cls: type, name: str) -> bool:
+    return any(klass.__name__ == name for klass in cls.__mro__)
+
+
+def _config(stack: List[FrameType]) -> Optional[Config]:
+    """The run's config: a Runner's ``cfg`` or a Config in a tool's frame,
+    innermost first."""
+    for frame in stack:
+        owner = frame.f_locals.get('self')
+        cfg = getattr(owner, 'cfg', None) if owner is not None else None
+        if isinstance(cfg, Config):
+            return cfg
+        for value in frame.f_locals.values():
+            if isinstance(value, Config):
+                return value
+    return None
+
+
+def _sections_with_key(cfg: Config, key: str,
+                       built_type: Optional[str]) -> List[str]:
+    """Dotted paths of the config dicts holding ``key`` (those of type
+    ``built_type`` first, if any)."""
+    holding = [(path, node) for path, node in _walk(cfg.to_dict(), '')
+               if key in node]
+    typed = [path for path, node in holding
+             if built_type and node.get('type') == built_type]
+    return typed or [path for path, _ in holding]
+
+
+def _walk(node, path: str) -> Iterator[Tuple[str, dict]]:
+    """Every dict in a config tree with its dotted path."""
+    if isinstance(node, dict):
+        if path:
+            yield path, node
+        for name, value in node.items():
+            yield from _walk(value, f'{path}.{name}' if path else str(name))
+    elif isinstance(node, (list, tuple)):
+        for index, value in enumerate(node):
+            yield from _walk(value, f'{path}.{index}')
+
+
+def _built_class(stack: List[FrameType], owner: str) -> Optional[type]:
+    """The class being built when the error came: the innermost
+    ``__init__``'s object or registry class with ``owner`` in its MRO,
+    else the class of that name the raising code sees."""
+    for frame in stack:
+        candidate = None
+        if frame.f_code.co_name == '__init__' and 'self' in frame.f_locals:
+            candidate = type(frame.f_locals['self'])
+        elif isinstance(frame.f_locals.get('obj_cls'), type):
+            candidate = frame.f_locals['obj_cls']
+        if candidate is not None and _has_base(candidate, owner):
+            return candidate
+    named = stack[0].f_globals.get(owner) if stack else None
+    return named if isinstance(named, type) else None
+
+
+def _keywords(cls: type, given: dict) -> List[str]:
+    """The keywords ``cls(...)`` takes, following ``**kwargs`` up the MRO;
+    those the builder passes itself (``given``) left out."""
+    names: List[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get('__init__')
+        if init is None:
+            continue
+        try:
+            params = signature(init).parameters.values()
+        except (TypeError, ValueError):
+            return []
+        names += [p.name for p in params if p.name != 'self' and p.kind
+                  not in (Parameter.VAR_POSITIONAL, Parameter.VAR_KEYWORD)]
+        if all(p.kind != Parameter.VAR_KEYWORD for p in params):
+            break
+    return sorted(set(names) - set(given))
+
+
+def unknown_type(exc: BaseException) -> Optional[SetupError]:
+    """An unknown ``type`` in a config section (the registry's KeyError),
+    with the nearest registered names."""
+    if not isinstance(exc, KeyError):
+        return None
+    stack = frames(exc.__traceback__)
+    if not stack or not (stack[0].f_code.co_name == 'build_from_cfg'
+                         and _in_file(stack[0],
+                                      'mmengine/registry/build_functions.py')):
+        return None
+    built_type, _ = _built_cfg(stack)
+    registry = stack[0].f_locals.get('registry')
+    if not built_type or registry is None:
+        return None
+    cfg = _config(stack)
+    sections = [
+        path for path, node in _walk(cfg.to_dict(), '')
+        if node.get('type') == built_type
+    ] if cfg is not None else []
+    where = f'{sections[0]}.type' if sections else 'type'
+    names = _registered(registry)
+    nearest = get_close_matches(built_type, names, n=5, cutoff=0.5)
+    hint = f'; nearest: {nearest}' if nearest else ''
+    return SetupError(f'{where}: {built_type!r} is not in the '
+                      f'{registry.scope}::{registry.name} registry{hint}')
+
+
+def _registered(registry) -> List[str]:
+    """Names in a registry and its parents."""
+    names: List[str] = []
+    while registry is not None:
+        names += list(registry.module_dict)
+        registry = registry.parent
+    return names
