@@ -8,48 +8,17 @@ before the classifier). The object *is* an instance of that head's class
 stock head towards the segmentor and every state-dict key except the
 replaced layer's stays as in the stock model.
 """
-from typing import Callable, Dict, List, Optional, Union
+from typing import Dict, List, Optional
 
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ...moe.experts import reinitialise
 from ..dynamic import WrapperFactory
 from ..injection import inject_moe, moe_layers, moe_loss_terms
+from .default_target import DEFAULT_TARGETS, default_target
 
-DefaultTarget = Union[str, Callable[[BaseDecodeHead], str]]
-
-
-def _fcn_target(head) -> str:
-    if head.concat_input:
-        return 'conv_cat'
-    if head.num_convs == 0:
-        raise ValueError(
-            'decode_head.moe.target: FCNHead with num_convs=0 has no conv '
-            "before the classifier; set target='conv_seg'")
-    return f'convs.{head.num_convs - 1}'
-
-
-#: The decoder's last convolution before the classifier, per head class.
-DEFAULT_TARGETS: Dict[str, DefaultTarget] = {
-    'DepthwiseSeparableASPPHead':
-    lambda head: f'sep_bottleneck.{len(head.sep_bottleneck) - 1}',
-    'ASPPHead': 'bottleneck',
-    'PSPHead': 'bottleneck',
-    'LRASPPHead': 'conv_ups.conv_up0',
-    'FCNHead': _fcn_target,
-    'ENetHead': 'bottleneck.ext',
-}
-
-
-def default_target(head: BaseDecodeHead) -> Optional[str]:
-    """The default MoE target of ``head`` (nearest class in its MRO)."""
-    for cls in type(head).__mro__:
-        rule = DEFAULT_TARGETS.get(cls.__name__)
-        if rule is not None:
-            return rule(head) if callable(rule) else rule
-    return None
+__all__ = ['PatchMoEHead', 'DEFAULT_TARGETS', 'decode_head_types']
 
 
 def decode_head_types() -> List[str]:
@@ -71,8 +40,10 @@ class PatchMoEHead:
             grid / patch_size, gate, noisy_gating, noise_std, balance_loss,
             num_shared_experts, expert_init, init_noise) plus ``target``, the
             dotted path of the conv inside the head. Default target: the
-            decoder's last conv before the classifier (``DEFAULT_TARGETS``);
-            ``'conv_seg'`` routes the classifier itself.
+            decoder's last conv before the classifier, found by running the
+            head once (:mod:`.default_target`; ``DEFAULT_TARGETS`` for the
+            few heads set by hand); ``'conv_seg'`` routes the classifier
+            itself.
         **kwargs: The wrapped head's own arguments, unchanged.
     """
 
@@ -93,18 +64,25 @@ class PatchMoEHead:
         super().__init__(**kwargs)
         self.head_type = head_type
         settings = dict(moe or {})
-        target = settings.pop('target', None) or default_target(self)
-        if target is None:
-            raise ValueError(
-                f'decode_head.moe.target: {head_type} has no default target; '
-                'set it to the dotted path of a conv inside the head')
+        target = settings.pop('target', None) or default_target(
+            self, 'decode_head.moe.target')
         self.moe_target = target
         inject_moe(self, target, settings, 'decode_head.moe')
 
-    def loss(self, inputs, batch_data_samples, train_cfg) -> Dict[str, Tensor]:
+    def loss(self, *args, **kwargs) -> Dict[str, Tensor]:
         """The wrapped head's losses plus balancing losses and routing
-        metrics (keys without 'loss' are only logged)."""
-        losses = super().loss(inputs, batch_data_samples, train_cfg)
+        metrics (keys without 'loss' are only logged).
+
+        Args:
+            *args, **kwargs: The wrapped head's own ``loss`` arguments:
+                ``(inputs, batch_data_samples, train_cfg)``, or for cascade
+                heads (OCRHead, PointHead) ``(inputs, prev_output,
+                batch_data_samples, train_cfg)``.
+
+        Returns:
+            dict[str, Tensor]: The losses and metrics.
+        """
+        losses = super().loss(*args, **kwargs)
         losses.update(moe_loss_terms(self))
         return losses
 
@@ -113,7 +91,7 @@ class PatchMoEHead:
         override for its classifier must not reach a gate placed there)."""
         super().init_weights()
         for layer in moe_layers(self).values():
-            reinitialise(layer.gate)
+            layer.init_weights()
 
 
 moe_head_class = WrapperFactory(PatchMoEHead, __name__, decode_head_types,
