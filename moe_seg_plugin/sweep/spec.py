@@ -1,0 +1,92 @@
+"""What a sweep is made of: the runs a family expands into, and the row
+each finished (or failed) run leaves in the sweep directory.
+
+Sweep directory layout::
+
+    <sweep_dir>/sweep.json               family, archs, seeds, dataset, runs
+    <sweep_dir>/runs/<run dir>/          the run's MMEngine work dir
+    <sweep_dir>/runs/<run dir>/row.json  its row (ROW_KEYS), once ended
+"""
+import json
+import os.path as osp
+from dataclasses import asdict, dataclass, field
+from typing import Dict, Optional
+
+#: Value name of a family's stock baseline runs.
+BASELINE = 'stock'
+SWEEP_FILE = 'sweep.json'
+ROW_FILE = 'row.json'
+RUNS_DIR = 'runs'
+
+#: Keys of a row (row.json); numbers are None for a failed run.
+#:
+#: - run_id, family, arch, value, seed, baseline, config: the run.
+#: - status: 'done' or 'failed'; error: the one-line error, or None.
+#: - iters: iterations trained.
+#: - mIoU, aAcc (percent, as MMSeg's IoUMetric), IoU: {class: percent}.
+#: - params: parameters of the model; gflops: GFLOPs of one forward at
+#:   the crop size with the MoE layers as they run (traced).
+#: - latency_ms, stock_latency_ms, latency_ratio: tensor-mode forward
+#:   latency of the model and of its stock counterpart, timed alternately
+#:   in one process (ratio 1.0 for a baseline).
+#: - routing: {layer path: {usage_entropy, dominant_share, num_dead,
+#:   importance_cv2}} of the final evaluation ({} for a baseline).
+#: - routing_stats: path of the run's routing_stats.json relative to the
+#:   sweep dir (None for a baseline).
+ROW_KEYS = ('run_id', 'family', 'arch', 'value', 'seed', 'baseline',
+            'config', 'status', 'error', 'iters', 'mIoU', 'aAcc', 'IoU',
+            'params', 'gflops', 'latency_ms', 'stock_latency_ms',
+            'latency_ratio', 'routing', 'routing_stats')
+
+
+@dataclass
+class RunSpec:
+    """One run of a sweep.
+
+    Attributes:
+        family (str): The family's name.
+        arch (str): Architecture key (e.g. 'pspnet').
+        value (str): The family value's name, or ``BASELINE``.
+        seed (int): ``randomness.seed`` of the run.
+        config (str): The config file the run starts from (the arch's
+            paper-default MoE config, or its stock config for a baseline).
+        options (dict): Dotted config keys set on top of it (the family
+            value's settings), as ``--cfg-options`` would.
+        needs (str, optional): run_id of a run whose checkpoint this one
+            loads (upcycling from the baseline), or None.
+    """
+    family: str
+    arch: str
+    value: str
+    seed: int
+    config: str
+    options: Dict[str, object] = field(default_factory=dict)
+    needs: Optional[str] = None
+
+    @property
+    def baseline(self) -> bool:
+        return self.value == BASELINE
+
+    @property
+    def run_id(self) -> str:
+        """Unique within a sweep; also its directory name under runs/."""
+        return f'{self.arch}__{self.value}__seed{self.seed}'
+
+    def work_dir(self, sweep_dir: str) -> str:
+        return osp.join(sweep_dir, RUNS_DIR, self.run_id)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> 'RunSpec':
+        return cls(**data)
+
+
+def read_row(path: str) -> Optional[dict]:
+    """A row.json, or None if it is missing or cut short."""
+    try:
+        with open(path, encoding='utf-8') as file:
+            return json.load(file)
+    except (OSError, ValueError):
+        return None
