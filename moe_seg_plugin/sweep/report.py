@@ -1,0 +1,770 @@
+"""The paper's kind of table and plots from a sweep directory.
+
+A sweep directory (see :mod:`.spec`) holds ``sweep.json`` and one
+``runs/<run_id>/row.json`` per ended run. This module reads them and writes,
+per architecture and family value (the stock baseline first):
+
+- ``table.md`` / ``table.csv``: runs done and failed, mIoU mean ± std over
+  seeds, the paired difference to the stock baseline with its spread,
+  params +%, GFLOPs +%, latency ratio and the final routing balance;
+- ``miou_<arch>.png``: mIoU per value with error bars and the baseline as a
+  band; ``usage_entropy_<arch>.png``: usage entropy over training per
+  value; ``expert_given_class_<arch>.png``: P(expert | class) of the best
+  value.
+
+The seed-spread rule (:data:`SPREAD_RULE`, :meth:`Difference.inside_spread`)
+decides whether a difference is a finding; the findings report
+(:mod:`.findings`) uses the same rule.
+"""
+import csv
+import json
+import math
+import os
+import os.path as osp
+import re
+from dataclasses import dataclass, field
+from statistics import mean, stdev
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..engine.errors import SetupError
+from .spec import BASELINE, ROW_FILE, RUNS_DIR, SWEEP_FILE, read_row
+
+#: Keys sweep.json must have.
+SWEEP_KEYS = ('family', 'archs', 'seeds', 'values', 'runs')
+#: Keys a row must have for the report to place it.
+PLACE_KEYS = ('run_id', 'arch', 'value', 'seed', 'status')
+#: Routing statistics of a row, averaged over its MoE layers.
+ROUTING_KEYS = ('usage_entropy', 'dominant_share', 'num_dead',
+                'importance_cv2')
+#: The seed-spread rule, as the tables and findings.md state it.
+SPREAD_RULE = (
+    'Differences are paired by seed: d_s = x(value, seed s) - x(reference, '
+    'seed s) over the seeds where both runs finished, shown as mean ± '
+    'sample std (ddof=1) of the d_s. A difference is **inside the seed '
+    'spread** when |mean d| <= std d: it is marked "≈ ... (noise)" and is '
+    'never a finding. With fewer than 2 paired seeds the spread is unknown '
+    '("n/a: needs >= 2 seeds") and the difference is not a finding either.')
+NOISE_MARK = '≈'
+CSV_COLUMNS = ('arch', 'value', 'baseline', 'runs_expected', 'runs_done',
+               'runs_failed', 'miou_mean', 'miou_std', 'miou_seeds',
+               'diff_mean', 'diff_std', 'diff_seeds', 'inside_spread',
+               'params', 'params_pct', 'gflops', 'gflops_pct',
+               'latency_ratio', 'usage_entropy', 'dominant_share',
+               'num_dead', 'importance_cv2', 'moe_layers')
+
+
+@dataclass
+class Difference:
+    """A paired difference over seeds (see :data:`SPREAD_RULE`).
+
+    Attributes:
+        mean (float, optional): Mean of the per-seed differences.
+        std (float, optional): Their sample std (None below 2 seeds).
+        seeds (int): Seeds where both sides finished.
+    """
+    mean: Optional[float]
+    std: Optional[float]
+    seeds: int
+
+    @property
+    def inside_spread(self) -> Optional[bool]:
+        """True if |mean| <= std, False if outside, None below 2 seeds."""
+        if self.seeds < 2 or self.mean is None or self.std is None:
+            return None
+        return abs(self.mean) <= self.std
+
+    def text(self, digits: int = 2) -> str:
+        """``+1.20 ± 0.30``, ``≈ +0.10 ± 0.40 (noise)`` or ``n/a``."""
+        if self.mean is None:
+            return 'n/a'
+        if self.std is None:
+            return f'{self.mean:+.{digits}f} (n/a: needs >= 2 seeds)'
+        body = f'{self.mean:+.{digits}f} ± {self.std:.{digits}f}'
+        return f'{NOISE_MARK} {body} (noise)' if self.inside_spread else body
+
+
+@dataclass
+class TableRow:
+    """One line of the table: an architecture and a family value.
+
+    Attributes:
+        arch, value (str): The line's architecture and value.
+        baseline (bool): Whether it is the stock baseline.
+        expected, done, failed (int): Runs expected (seeds), finished with
+            a finite mIoU, failed or diverged.
+        miou_mean, miou_std (float, optional): mIoU over finished seeds.
+        miou_seeds (int): Finished seeds.
+        diff (Difference): Paired mIoU difference to the stock baseline.
+        params, gflops (float, optional): Means over finished runs.
+        params_pct, gflops_pct (float, optional): Percent over stock.
+        latency_ratio (float, optional): Mean latency ratio vs stock.
+        routing (dict): Means over seeds of :data:`ROUTING_KEYS`.
+        moe_layers (int): Most MoE layers a run of the value reported.
+        failures (list): (run_id, error line) of failed runs.
+    """
+    arch: str
+    value: str
+    baseline: bool
+    expected: int
+    done: int
+    failed: int
+    miou_mean: Optional[float]
+    miou_std: Optional[float]
+    miou_seeds: int
+    diff: Difference
+    params: Optional[float] = None
+    gflops: Optional[float] = None
+    params_pct: Optional[float] = None
+    gflops_pct: Optional[float] = None
+    latency_ratio: Optional[float] = None
+    routing: Dict[str, Optional[float]] = field(default_factory=dict)
+    moe_layers: int = 0
+    failures: List[Tuple[str, str]] = field(default_factory=list)
+
+    def csv_row(self) -> Dict[str, object]:
+        """The row as CSV cells (numbers, empty where unknown)."""
+        inside = self.diff.inside_spread
+        cells = dict(
+            arch=self.arch, value=self.value, baseline=int(self.baseline),
+            runs_expected=self.expected, runs_done=self.done,
+            runs_failed=self.failed, miou_mean=self.miou_mean,
+            miou_std=self.miou_std, miou_seeds=self.miou_seeds,
+            diff_mean=self.diff.mean, diff_std=self.diff.std,
+            diff_seeds=self.diff.seeds,
+            inside_spread='' if inside is None else int(inside),
+            params=self.params, params_pct=self.params_pct,
+            gflops=self.gflops, gflops_pct=self.gflops_pct,
+            latency_ratio=self.latency_ratio, moe_layers=self.moe_layers)
+        cells.update({key: self.routing.get(key) for key in ROUTING_KEYS})
+        return {key: '' if cells[key] is None else cells[key]
+                for key in CSV_COLUMNS}
+
+
+# Reading.
+def load_sweep(sweep_dir: str) -> Tuple[dict, List[dict]]:
+    """The sweep's description and the rows of its ended runs.
+
+    Args:
+        sweep_dir (str): A directory written by tools/sweep.py.
+
+    Returns:
+        tuple: (sweep.json as a dict, list of row dicts); runs without a
+        row.json yet (running, not started) are left out.
+
+    Raises:
+        SetupError: If ``sweep_dir`` is not a sweep directory, its
+            sweep.json is broken, or a row does not belong to the sweep.
+    """
+    meta = _read_meta(sweep_dir)
+    rows = []
+    for run_id in meta['runs']:
+        path = osp.join(sweep_dir, RUNS_DIR, str(run_id), ROW_FILE)
+        row = read_row(path)
+        if row is not None:
+            rows.append(_checked_row(row, path, meta))
+    return meta, rows
+
+
+def _read_meta(sweep_dir: str) -> dict:
+    """sweep.json of ``sweep_dir``, checked for the keys the report uses."""
+    path = osp.join(sweep_dir, SWEEP_FILE)
+    if not osp.isfile(path):
+        raise SetupError(f'{sweep_dir!r} is not a sweep directory (no '
+                         f'{SWEEP_FILE}; sweep directories are created by '
+                         f'tools/sweep.py)')
+    try:
+        with open(path, encoding='utf-8') as file:
+            meta = json.load(file)
+    except (OSError, ValueError) as exc:
+        raise SetupError(f'{path}: not readable JSON ({exc})') from exc
+    missing = [key for key in SWEEP_KEYS
+               if not isinstance(meta, dict) or key not in meta]
+    if missing:
+        raise SetupError(f'{path}: missing keys {missing}; was it written '
+                         f'by tools/sweep.py?')
+    return meta
+
+
+def _checked_row(row: dict, path: str, meta: dict) -> dict:
+    """``row`` if it has the keys the report needs and the sweep's
+    family."""
+    missing = [key for key in PLACE_KEYS
+               if not isinstance(row, dict) or key not in row]
+    if missing:
+        raise SetupError(f'{path}: row without keys {missing}')
+    family = row.get('family', meta['family'])
+    if family != meta['family']:
+        raise SetupError(f'{path}: a row of family {family!r} in a sweep of '
+                         f'family {meta["family"]!r}')
+    return row
+
+
+def read_routing_stats(sweep_dir: str, row: dict) -> List[dict]:
+    """The entries of a run's routing_stats.json (one JSON object a line;
+    lines that do not parse are skipped).
+
+    Args:
+        sweep_dir (str): The sweep directory.
+        row (dict): The run's row; ``routing_stats`` is relative to
+            ``sweep_dir``.
+
+    Returns:
+        list[dict]: The entries in file order ([] without a file).
+    """
+    name = row.get('routing_stats')
+    path = osp.join(sweep_dir, name) if name else None
+    if path is None or not osp.isfile(path):
+        return []
+    entries = []
+    with open(path, encoding='utf-8') as file:
+        for line in file:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and isinstance(
+                    entry.get('layers'), dict):
+                entries.append(entry)
+    return entries
+
+
+# Numbers of rows.
+def finished(row: dict) -> bool:
+    """Whether the run ended with a finite mIoU (a row that counts)."""
+    return row.get('status') == 'done' and _finite(row.get('mIoU'))
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(
+        value, bool) and math.isfinite(value)
+
+
+def failure(row: dict) -> str:
+    """The one-line reason a row does not count."""
+    if row.get('status') != 'done':
+        error = str(row.get('error') or 'failed without an error message')
+        return error.strip().splitlines()[0] if error.strip() else error
+    return f'mIoU is not a finite number ({row.get("mIoU")!r})'
+
+
+def metric(row: dict, name: str) -> Optional[float]:
+    """A number of a row: a top-level key (``mIoU``, ``params``...) or a
+    routing statistic averaged over the row's MoE layers.
+
+    Args:
+        row (dict): A row.
+        name (str): The key.
+
+    Returns:
+        float, optional: The number, or None if the row has none.
+    """
+    if name in ROUTING_KEYS:
+        layers = (row.get('routing') or {}).values()
+        found = [stats.get(name) for stats in layers
+                 if isinstance(stats, dict)]
+        found = [float(v) for v in found if _finite(v)]
+        return mean(found) if found else None
+    value = row.get(name)
+    return float(value) if _finite(value) else None
+
+
+def rows_of(rows: Sequence[dict], arch: str, value: str) -> List[dict]:
+    """The rows of one architecture and value, by seed."""
+    picked = [r for r in rows if r['arch'] == arch and r['value'] == value]
+    return sorted(picked, key=lambda r: r['seed'])
+
+
+def per_seed(rows: Sequence[dict], arch: str, value: str,
+             name: str = 'mIoU') -> Dict[int, float]:
+    """{seed: number} over the finished runs of an architecture and value.
+
+    Args:
+        rows (sequence[dict]): Rows of a sweep.
+        arch, value (str): Which runs.
+        name (str): The number (see :func:`metric`). Default: 'mIoU'.
+
+    Returns:
+        dict: The runs' numbers by seed (runs without it left out).
+    """
+    found = {}
+    for row in rows_of(rows, arch, value):
+        number = metric(row, name) if finished(row) else None
+        if number is not None:
+            found[row['seed']] = number
+    return found
+
+
+def mean_std(numbers: Sequence[float]) -> Tuple[Optional[float],
+                                                 Optional[float]]:
+    """(mean, sample std with ddof=1); std is None below 2 numbers, both
+    None for none."""
+    numbers = list(numbers)
+    if not numbers:
+        return None, None
+    return mean(numbers), (stdev(numbers) if len(numbers) > 1 else None)
+
+
+def paired(values: Dict[int, float],
+           reference: Dict[int, float]) -> Difference:
+    """Per-seed differences ``values - reference`` over their common seeds.
+
+    Args:
+        values, reference (dict): {seed: number}.
+
+    Returns:
+        Difference: Mean and sample std of the differences.
+    """
+    seeds = sorted(set(values) & set(reference))
+    avg, std = mean_std([values[s] - reference[s] for s in seeds])
+    return Difference(avg, std, len(seeds))
+
+
+# The table.
+def summarise(rows: Sequence[dict],
+              values: Optional[Sequence[str]] = None,
+              seeds: Optional[Sequence[int]] = None,
+              archs: Optional[Sequence[str]] = None) -> List[TableRow]:
+    """One table row per architecture and value.
+
+    Args:
+        rows (sequence[dict]): Rows of a sweep (see :func:`load_sweep`).
+        values (sequence[str], optional): The family's values in family
+            order (sweep.json); values found only in rows follow them.
+        seeds (sequence[int], optional): The sweep's seeds, for the runs
+            expected per line (default: the seeds found in the rows).
+        archs (sequence[str], optional): Architectures, in order
+            (default: as found in the rows).
+
+    Returns:
+        list[TableRow]: Per architecture, the stock baseline first, then
+        the values in family order.
+
+    Raises:
+        SetupError: If there are no rows.
+    """
+    if not rows:
+        raise SetupError('no run of the sweep has ended yet: nothing to '
+                         'summarise')
+    archs = _ordered(archs or [], [r['arch'] for r in rows])
+    order = _ordered([BASELINE] + list(values or []),
+                     [r['value'] for r in rows])
+    expected = len(seeds) if seeds else len({r['seed'] for r in rows})
+    return [
+        _table_row(rows, arch, value, expected) for arch in archs
+        for value in order
+    ]
+
+
+def _ordered(first: Sequence[str], found: Sequence[str]) -> List[str]:
+    """``first`` followed by the items of ``found`` not in it, each once."""
+    order = []
+    for item in list(first) + list(found):
+        if item not in order:
+            order.append(item)
+    return order
+
+
+def _table_row(rows: Sequence[dict], arch: str, value: str,
+               expected: int) -> TableRow:
+    """The table row of one architecture and value."""
+    runs = rows_of(rows, arch, value)
+    ok = [r for r in runs if finished(r)]
+    miou = per_seed(rows, arch, value)
+    avg, std = mean_std(list(miou.values()))
+    stock = per_seed(rows, arch, BASELINE)
+    line = TableRow(
+        arch=arch, value=value, baseline=value == BASELINE,
+        expected=expected, done=len(ok), failed=len(runs) - len(ok),
+        miou_mean=avg, miou_std=std, miou_seeds=len(miou),
+        diff=(Difference(None, None, 0) if value == BASELINE else
+              paired(miou, stock)),
+        params=_mean_of(ok, 'params'), gflops=_mean_of(ok, 'gflops'),
+        latency_ratio=_mean_of(ok, 'latency_ratio'),
+        routing={key: _mean_of(ok, key) for key in ROUTING_KEYS},
+        moe_layers=max([len(r.get('routing') or {}) for r in ok] or [0]),
+        failures=[(r['run_id'], failure(r)) for r in runs
+                  if not finished(r)])
+    stock_ok = [r for r in rows_of(rows, arch, BASELINE) if finished(r)]
+    line.params_pct = _percent(line.params, _mean_of(stock_ok, 'params'))
+    line.gflops_pct = _percent(line.gflops, _mean_of(stock_ok, 'gflops'))
+    return line
+
+
+def _mean_of(rows: Sequence[dict], name: str) -> Optional[float]:
+    found = [metric(r, name) for r in rows]
+    found = [v for v in found if v is not None]
+    return mean(found) if found else None
+
+
+def _percent(value: Optional[float],
+             reference: Optional[float]) -> Optional[float]:
+    if value is None or not reference:
+        return None
+    return 100.0 * (value / reference - 1.0)
+
+
+# Markdown and CSV.
+COLUMNS = ('value', 'runs', 'mIoU (mean ± std)', 'Δ mIoU vs stock (paired)',
+           'params +%', 'GFLOPs +%', 'latency ×', 'usage entropy',
+           'dominant share', 'dead experts', 'importance CV²')
+COLUMN_NOTES = (
+    '**runs**: finished / expected (seeds), and failed or diverged runs '
+    '(listed below; left out of every mean).',
+    '**mIoU**: percent (MMSeg IoUMetric), mean ± sample std (ddof=1) over '
+    'the finished seeds; "n/a" for the std with one seed.',
+    '**Δ mIoU vs stock**: ' + SPREAD_RULE,
+    '**params +% / GFLOPs +%**: mean over finished runs, relative to the '
+    'stock baseline of the same architecture (GFLOPs of one forward at the '
+    'crop size, with the MoE layers as they run).',
+    '**latency ×**: mean over finished runs of the run\'s forward latency '
+    'divided by its stock counterpart\'s, timed alternately in one process.',
+    '**usage entropy** (H(f)/log N: 1 balanced, 0 collapsed), **dominant '
+    'share** (max f_i), **dead experts** (usage < 1/(10N)), **importance '
+    'CV²** (of the gate mass): the final evaluation\'s routing statistics, '
+    'mean over seeds; "—" for the stock baseline (no MoE layer).',
+)
+
+
+def _number(value: Optional[float], digits: int = 2, sign: bool = False,
+            suffix: str = '') -> str:
+    if value is None:
+        return 'n/a'
+    return f'{value:{"+" if sign else ""}.{digits}f}{suffix}'
+
+
+def _cells(line: TableRow) -> List[str]:
+    """The Markdown cells of one table row."""
+    runs = f'{line.done}/{line.expected}'
+    if line.failed:
+        runs += f', {line.failed} failed'
+    miou = _number(line.miou_mean)
+    if line.miou_mean is not None:
+        miou += f' ± {_number(line.miou_std)}'
+    if line.baseline:
+        return [f'{BASELINE} (baseline)', runs, miou, '—', '—', '—', '1.00',
+                '—', '—', '—', '—']
+    routing = line.routing
+    return [
+        line.value, runs, miou, line.diff.text(),
+        _number(line.params_pct, sign=True, suffix='%'),
+        _number(line.gflops_pct, sign=True, suffix='%'),
+        _number(line.latency_ratio),
+        _number(routing.get('usage_entropy'), 3),
+        _number(routing.get('dominant_share'), 3),
+        _number(routing.get('num_dead'), 1),
+        _number(routing.get('importance_cv2'), 3)
+    ]
+
+
+def _escape(cell: str) -> str:
+    return cell.replace('|', '\\|')
+
+
+def markdown_table(lines: Sequence[TableRow]) -> List[str]:
+    """One architecture's table as Markdown lines."""
+    out = ['| ' + ' | '.join(COLUMNS) + ' |',
+           '|' + '---|' * len(COLUMNS)]
+    out += ['| ' + ' | '.join(_escape(c) for c in _cells(line)) + ' |'
+            for line in lines]
+    return out
+
+
+def markdown(meta: dict, table: Sequence[TableRow],
+             plots: Optional[Dict[str, List[str]]] = None) -> str:
+    """The sweep's tables as a Markdown document.
+
+    Args:
+        meta (dict): sweep.json.
+        table (sequence[TableRow]): :func:`summarise`'s rows.
+        plots (dict, optional): {arch: [PNG file names]} to show below each
+            architecture's table.
+
+    Returns:
+        str: The document.
+    """
+    seeds = ', '.join(str(s) for s in meta['seeds'])
+    out = [
+        f'# Sweep of family `{meta["family"]}`', '',
+        f'- dataset: {meta.get("dataset", "n/a")}',
+        f'- seeds: {seeds} ({len(meta["seeds"])})',
+        f'- values (family order): '
+        f'{", ".join(str(v) for v in meta["values"])}; paper default: '
+        f'{meta.get("default", "n/a")}', ''
+    ]
+    for arch in _ordered([], [line.arch for line in table]):
+        lines = [line for line in table if line.arch == arch]
+        out += [f'## {arch}', ''] + markdown_table(lines) + ['']
+        out += [f'![{name}]({name})' for name in (plots or {}).get(arch, [])]
+        out += [''] if (plots or {}).get(arch) else []
+    out += _failure_section(table) + _notes(table)
+    return '\n'.join(out).rstrip() + '\n'
+
+
+def _failure_section(table: Sequence[TableRow]) -> List[str]:
+    failures = [f for line in table for f in line.failures]
+    if not failures:
+        return []
+    out = ['## Failed runs (left out of the means)', '', '| run | error |',
+           '|---|---|']
+    out += [f'| {run} | {_escape(error)} |' for run, error in failures]
+    return out + ['']
+
+
+def _notes(table: Sequence[TableRow]) -> List[str]:
+    out = ['## Notes', ''] + [f'- {note}' for note in COLUMN_NOTES]
+    several = sorted({(line.arch, line.value, line.moe_layers)
+                      for line in table if line.moe_layers > 1})
+    out += [
+        f'- {arch} / {value}: {layers} MoE layers; its routing columns are '
+        f'the mean over the layers.' for arch, value, layers in several
+    ]
+    missing = sum(line.expected - line.done - line.failed for line in table)
+    if missing > 0:
+        out.append(f'- {missing} runs have no row yet (running or not '
+                   f'started); they are left out.')
+    return out
+
+
+def write_csv(path: str, table: Sequence[TableRow]) -> str:
+    """Write the table as CSV (:data:`CSV_COLUMNS`); returns ``path``."""
+    with open(path, 'w', newline='', encoding='utf-8') as file:
+        writer = csv.DictWriter(file, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(line.csv_row() for line in table)
+    return path
+
+
+def write_tables(sweep_dir: str, out_dir: Optional[str] = None,
+                 plots: bool = True) -> List[str]:
+    """Write table.md, table.csv and (by default) the plots of a sweep.
+
+    Args:
+        sweep_dir (str): The sweep directory.
+        out_dir (str, optional): Where they go (created). Default:
+            ``sweep_dir``.
+        plots (bool): Also draw the PNG plots (linked from table.md).
+
+    Returns:
+        list[str]: The files written, table.md first.
+
+    Raises:
+        SetupError: If ``sweep_dir`` is not a sweep directory or no run of
+            it has ended yet.
+    """
+    meta, rows = load_sweep(sweep_dir)
+    if not rows:
+        raise SetupError(
+            f'{sweep_dir!r}: no run has ended yet (0 of '
+            f'{len(meta["runs"])} runs have a {ROW_FILE}); run tools/sweep.py '
+            f'on it first')
+    out_dir = out_dir or sweep_dir
+    os.makedirs(out_dir, exist_ok=True)
+    table = summarise(rows, meta['values'], meta['seeds'], meta['archs'])
+    drawn = write_plots(sweep_dir, out_dir, meta, rows, table) if plots \
+        else {}
+    md_path = osp.join(out_dir, 'table.md')
+    with open(md_path, 'w', encoding='utf-8') as file:
+        file.write(markdown(meta, table, drawn))
+    csv_path = write_csv(osp.join(out_dir, 'table.csv'), table)
+    pngs = [osp.join(out_dir, n) for names in drawn.values() for n in names]
+    return [md_path, csv_path] + pngs
+
+
+# Plots.
+def write_plots(sweep_dir: str, out_dir: str, meta: dict,
+                rows: Sequence[dict],
+                table: Sequence[TableRow]) -> Dict[str, List[str]]:
+    """Draw each architecture's plots (those with data to show).
+
+    Args:
+        sweep_dir (str): The sweep directory (routing_stats.json files).
+        out_dir (str): Where the PNGs go.
+        meta (dict): sweep.json.
+        rows (sequence[dict]): The sweep's rows.
+        table (sequence[TableRow]): :func:`summarise`'s rows.
+
+    Returns:
+        dict: {arch: [PNG file names written in ``out_dir``]}.
+    """
+    drawn = {}
+    for arch in _ordered([], [line.arch for line in table]):
+        lines = [line for line in table if line.arch == arch]
+        stem = _file_stem(arch)
+        names = []
+        if _plot_miou(lines, osp.join(out_dir, f'miou_{stem}.png')):
+            names.append(f'miou_{stem}.png')
+        curves = usage_entropy_curves(sweep_dir, rows, arch,
+                                      [line.value for line in lines])
+        if _plot_curves(curves, arch,
+                        osp.join(out_dir, f'usage_entropy_{stem}.png')):
+            names.append(f'usage_entropy_{stem}.png')
+        best = best_value(lines)
+        if best and _plot_expert_given_class(
+                sweep_dir, rows, arch, best,
+                osp.join(out_dir, f'expert_given_class_{stem}.png')):
+            names.append(f'expert_given_class_{stem}.png')
+        drawn[arch] = names
+    return drawn
+
+
+def _file_stem(name: str) -> str:
+    return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)
+
+
+def best_value(lines: Sequence[TableRow]) -> Optional[str]:
+    """The MoE value with the highest mean mIoU (None if none finished)."""
+    scored = [line for line in lines
+              if not line.baseline and line.miou_mean is not None]
+    if not scored:
+        return None
+    return max(scored, key=lambda line: line.miou_mean).value
+
+
+def _figure(width: float = 6.4, height: float = 3.6):
+    """A matplotlib Figure on an Agg canvas (no global backend) and its
+    axes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+def _plot_miou(lines: Sequence[TableRow], path: str) -> bool:
+    """mIoU per value with std error bars; the baseline as a band (mean ±
+    std). Values inside the seed spread of the baseline are hollow."""
+    moe = [line for line in lines
+           if not line.baseline and line.miou_mean is not None]
+    stock = next((line for line in lines if line.baseline), None)
+    if not moe and (stock is None or stock.miou_mean is None):
+        return False
+    figure, axes = _figure(max(4.0, 1.0 * len(moe) + 2.5))
+    if stock is not None and stock.miou_mean is not None:
+        spread = stock.miou_std or 0.0
+        axes.axhspan(stock.miou_mean - spread, stock.miou_mean + spread,
+                     color='grey', alpha=0.25, label='stock ± std')
+        axes.axhline(stock.miou_mean, color='grey', linewidth=1)
+    for x, line in enumerate(moe):
+        hollow = line.diff.inside_spread is not False
+        axes.errorbar(x, line.miou_mean, yerr=line.miou_std or 0.0,
+                      fmt='o', capsize=4, color='tab:blue',
+                      markerfacecolor='white' if hollow else 'tab:blue')
+    axes.set_xticks(range(len(moe)), [line.value for line in moe],
+                    fontsize=8)
+    axes.set_xlim(-0.6, max(len(moe) - 0.4, 0.6))
+    axes.set_ylabel('mIoU (%)')
+    axes.set_title(f'{lines[0].arch}: mIoU per value, mean ± std over '
+                   f'seeds\n(hollow: Δ vs stock inside the seed spread or '
+                   f'n/a)', fontsize=9)
+    axes.legend(fontsize=7, loc='best')
+    figure.tight_layout()
+    figure.savefig(path)
+    return True
+
+
+def usage_entropy_curves(sweep_dir: str, rows: Sequence[dict], arch: str,
+                         values: Sequence[str]
+                         ) -> Dict[str, Dict[int, float]]:
+    """Usage entropy over training per value: the train entries of each
+    finished run's routing_stats.json (mean over layers), then the mean
+    over seeds at each iteration.
+
+    Args:
+        sweep_dir (str): The sweep directory.
+        rows (sequence[dict]): The sweep's rows.
+        arch (str): The architecture.
+        values (sequence[str]): Values to draw, in order.
+
+    Returns:
+        dict: {value: {iter: mean usage entropy}} (values with data only).
+    """
+    curves = {}
+    for value in values:
+        by_iter: Dict[int, List[float]] = {}
+        for row in rows_of(rows, arch, value):
+            if not finished(row):
+                continue
+            for it, entropy in _train_entropy(sweep_dir, row).items():
+                by_iter.setdefault(it, []).append(entropy)
+        if by_iter:
+            curves[value] = {it: mean(v) for it, v in sorted(by_iter.items())}
+    return curves
+
+
+def _train_entropy(sweep_dir: str, row: dict) -> Dict[int, float]:
+    """{iter: usage entropy averaged over layers} of a run's training."""
+    found = {}
+    for entry in read_routing_stats(sweep_dir, row):
+        if entry.get('mode') != 'train' or not _finite(entry.get('iter')):
+            continue
+        numbers = [s.get('usage_entropy') for s in entry['layers'].values()
+                   if isinstance(s, dict)]
+        numbers = [float(n) for n in numbers if _finite(n)]
+        if numbers:
+            found[int(entry['iter'])] = mean(numbers)
+    return found
+
+
+def _plot_curves(curves: Dict[str, Dict[int, float]], arch: str,
+                 path: str) -> bool:
+    """Usage entropy over iterations, one line per value."""
+    if not curves:
+        return False
+    figure, axes = _figure()
+    for value, curve in curves.items():
+        axes.plot(list(curve), list(curve.values()), marker='.',
+                  label=value)
+    axes.set_ylim(0, 1.05)
+    axes.set_xlabel('iteration')
+    axes.set_ylabel('usage entropy H(f)/log N')
+    axes.set_title(f'{arch}: usage entropy over training (mean over seeds)',
+                   fontsize=9)
+    axes.legend(fontsize=7, loc='lower right')
+    figure.tight_layout()
+    figure.savefig(path)
+    return True
+
+
+def class_routing(sweep_dir: str, rows: Sequence[dict], arch: str,
+                  value: str) -> Optional[Tuple[dict, str, dict]]:
+    """P(expert | class) of a value: the last val/test entry of the first
+    (lowest-seed) finished run that has one, first MoE layer.
+
+    Returns:
+        tuple, optional: (row, layer path, entry), or None without data.
+    """
+    for row in rows_of(rows, arch, value):
+        if not finished(row):
+            continue
+        entries = [
+            e for e in read_routing_stats(sweep_dir, row)
+            if e.get('mode') in ('val', 'test') and e['layers']
+        ]
+        if not entries:
+            continue
+        entry = entries[-1]
+        layer = next(iter(entry['layers']))
+        if 'expert_given_class' in entry['layers'][layer]:
+            return row, layer, entry
+    return None
+
+
+def _plot_expert_given_class(sweep_dir: str, rows: Sequence[dict],
+                             arch: str, value: str, path: str) -> bool:
+    """The P(expert | class) heat map of ``value`` (routing_charts)."""
+    from moe_seg_plugin.visualization.routing_charts import (class_heat_map,
+                                                             save_png)
+    found = class_routing(sweep_dir, rows, arch, value)
+    if found is None:
+        return False
+    row, layer, entry = found
+    stats = entry['layers'][layer]
+    matrix = stats['expert_given_class']
+    classes = entry.get('classes') or [f'class {i}'
+                                       for i in range(len(matrix))]
+    title = (f'{arch} / {value} (best mean mIoU): P(expert | class)\n'
+             f'{layer}, seed {row["seed"]}, {entry["mode"]} at iter '
+             f'{entry.get("iter")}')
+    save_png(class_heat_map(matrix, classes, title,
+                            stats.get('class_pixels')), path)
+    return True
