@@ -28,6 +28,9 @@ INSTALL_REQUIRES = [
     'setuptools>=61,<81',
     'numpy',
     'opencv-python',
+    # tools/sweep.py submits runs to Slurm through submitit (pure Python);
+    # 1.5 is the line tested here.
+    'submitit>=1.5,<2',
 ]
 
 EXTRAS = {

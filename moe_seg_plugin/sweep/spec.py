@@ -48,10 +48,12 @@ class RunSpec:
         arch (str): Architecture key (e.g. 'pspnet').
         value (str): The family value's name, or ``BASELINE``.
         seed (int): ``randomness.seed`` of the run.
-        config (str): The config file the run starts from (the arch's
-            paper-default MoE config, or its stock config for a baseline).
-        options (dict): Dotted config keys set on top of it (the family
-            value's settings), as ``--cfg-options`` would.
+        config (str): The config file the run starts from: the arch's
+            paper-default MoE config (a baseline's stock config is derived
+            from it).
+        options (dict): The family value's settings: PatchConvMoE
+            settings applied to every MoE layer, or ``targets`` (placement);
+            see :func:`.family.run_config`.
         needs (str, optional): run_id of a run whose checkpoint this one
             loads (upcycling from the baseline), or None.
     """
