@@ -104,6 +104,7 @@ def run_local(specs: List[RunSpec], sweep_dir: str,
                           'before; skipped')
     context = multiprocessing.get_context('spawn')
     running: Dict[Future, RunSpec] = {}
+    started: Dict[str, float] = {}
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context,
                              max_tasks_per_child=1) as pool:
         while waiting or running:
@@ -114,6 +115,7 @@ def run_local(specs: List[RunSpec], sweep_dir: str,
                 future = pool.submit(_worker, spec.to_dict(), sweep_dir,
                                      cfg_options)
                 running[future] = spec
+                started[spec.run_id] = time.perf_counter()
             if not running:  # every waiting run needs a failed run
                 for spec in waiting:
                     rows[spec.run_id] = _unmet(spec, rows, sweep_dir)
@@ -124,9 +126,21 @@ def run_local(specs: List[RunSpec], sweep_dir: str,
                             return_when=FIRST_COMPLETED)
             for future in ended:
                 spec = running.pop(future)
-                rows[spec.run_id] = _result(future, spec, sweep_dir)
-                progress.finished(rows[spec.run_id])
+                row = _result(future, spec, sweep_dir)
+                _add_wall_time(row, spec, sweep_dir,
+                               time.perf_counter() - started[spec.run_id])
+                rows[spec.run_id] = row
+                progress.finished(row)
     return [rows[spec.run_id] for spec in specs]
+
+
+def _add_wall_time(row: dict, spec: RunSpec, sweep_dir: str,
+                   seconds: float) -> None:
+    """Record the run's wall time, process start included, in its row."""
+    from .run import write_row
+    if row.get('status') == 'done' and isinstance(row.get('seconds'), dict):
+        row['seconds']['wall'] = seconds
+        write_row(spec, sweep_dir, row)
 
 
 def _ready(spec: RunSpec, rows: Dict[str, dict]) -> bool:

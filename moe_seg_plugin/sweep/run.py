@@ -10,6 +10,7 @@ import copy
 import json
 import os
 import os.path as osp
+import time
 import traceback
 from typing import Dict, Optional
 
@@ -187,18 +188,27 @@ def train_and_test(spec: RunSpec, sweep_dir: str,
     from mmengine.dist import is_main_process
 
     from ..engine.run_setup import check_data_roots, runner_from_cfg
+    clock = time.perf_counter
+    start = clock()
     cfg = train_config(spec, sweep_dir, cfg_options, launcher)
     check_data_roots(cfg, ['train_dataloader', 'val_dataloader',
                            'test_dataloader'])
     runner = runner_from_cfg(cfg)
+    built = clock()
     runner.train()
+    trained = clock()
     checkpoint = last_checkpoint(cfg.work_dir)
     if checkpoint is None:
         raise SetupError(f'run {spec.run_id} saved no checkpoint; keep '
                          'default_hooks.checkpoint on')
     tester = runner_from_cfg(tested_config(cfg, checkpoint))
     metrics = tester.test()
+    tested = clock()
     row = base_row(spec)
+    # Where a run's time goes (the sweep adds the wall time of its
+    # process); the sweep's own overhead is what is not train or test.
+    row['seconds'] = dict(setup=built - start, train=trained - built,
+                          test=tested - trained)
     row.update(status='done', iters=runner.iter,
                mIoU=_number(metrics.get('mIoU')),
                aAcc=_number(metrics.get('aAcc')),
@@ -206,7 +216,9 @@ def train_and_test(spec: RunSpec, sweep_dir: str,
                     for name, value in metrics.items()
                     if name.startswith('IoU.')})
     if is_main_process():
+        measured = clock()
         row.update(measure(cfg, checkpoint, spec.baseline))
+        row['seconds']['measure'] = clock() - measured
         if not spec.baseline:
             row['routing'] = final_routing(cfg.work_dir)
             row['routing_stats'] = osp.join(RUNS_DIR, spec.run_id,
