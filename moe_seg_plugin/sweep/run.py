@@ -16,7 +16,7 @@ from typing import Dict, Optional
 
 from mmengine.config import Config
 
-from ..engine.errors import SetupError
+from ..engine.errors import SetupError, as_setup_error
 from .spec import ROW_FILE, RUNS_DIR, RunSpec, read_row
 
 LATENCY_WARMUP = 1
@@ -248,8 +248,9 @@ def run_one(spec: RunSpec, sweep_dir: str,
         row = train_and_test(spec, sweep_dir, cfg_options, launcher)
     except Exception as exc:  # noqa: BLE001  (recorded, the sweep goes on)
         row = base_row(spec)
-        message = str(exc).strip().splitlines()
-        row['error'] = (f'{type(exc).__name__}: '
+        known = as_setup_error(exc) or exc  # the tools' one-line wording
+        message = str(known).strip().splitlines()
+        row['error'] = (f'{type(known).__name__}: '
                         f'{message[0] if message else ""}')
         with open(osp.join(work_dir, 'error.log'), 'w',
                   encoding='utf-8') as file:
