@@ -22,8 +22,10 @@ from ..engine.progress_file import read_progress
 from .run import finished_row, run_one
 from .spec import RunSpec, read_row
 
-#: Seconds between progress lines while runs are going.
+#: Seconds between looks at the runs, and at least between two progress
+#: lines (a finished run is always said at once).
 POLL_SECONDS = 10.0
+PRINT_SECONDS = 60.0
 
 
 def _worker(spec: dict, sweep_dir: str, cfg_options: Optional[dict]) -> dict:
@@ -75,7 +77,7 @@ class Progress:
                 + (' | running: ' + ', '.join(parts) if parts else ''))
         now = time.monotonic()
         if line != self._last and (force or now - self._last_time
-                                   >= POLL_SECONDS):
+                                   >= PRINT_SECONDS):
             self.print_fn(line)
             self._last, self._last_time = line, now
 
