@@ -45,7 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         default='local')
     parser.add_argument('--partition', help='Slurm partition')
     parser.add_argument('--gpus', type=int, default=1,
-                        help='GPUs per run on Slurm (one task each)')
+                        help='GPUs per run on Slurm (one task each; 0: one '
+                        'CPU task)')
     parser.add_argument('--nodes', type=int, default=1)
     parser.add_argument('--cpus-per-task', type=int, default=4)
     parser.add_argument('--timeout-min', type=int, default=1440)
@@ -65,6 +66,11 @@ def sweep(args: argparse.Namespace) -> int:
     from moe_seg_plugin.sweep.sweep_dir import record_sweep
     if args.jobs < 1:
         raise SetupError(f'--jobs must be >= 1, got {args.jobs}')
+    if args.executor == 'slurm':
+        import shutil
+        if shutil.which('sbatch') is None:
+            raise SetupError('--executor slurm: sbatch is not on PATH; run '
+                             'the sweep where Slurm jobs can be submitted')
     family = load_family(args.family)
     archs = args.archs or arch_names()
     specs = expand(family, archs, args.seeds, args.dataset, args.values)

@@ -186,7 +186,8 @@ class SlurmSettings:
     Attributes:
         partition (str, optional): ``--partition``.
         gpus (int): GPUs per run (one task per GPU; MMEngine's Slurm
-            launcher makes them one distributed run). Default: 1.
+            launcher makes them one distributed run); 0 for one CPU task.
+            Default: 1.
         nodes (int): Nodes per run. Default: 1.
         cpus_per_task (int): CPUs per task. Default: 4.
         timeout_min (int): Time limit of a run, minutes. Default: 1440.
@@ -226,10 +227,12 @@ def submit_slurm(specs: List[RunSpec], sweep_dir: str,
     family = specs[0].family if specs else 'sweep'
     executor.update_parameters(
         name=f'sweep-{family}', timeout_min=settings.timeout_min,
-        nodes=settings.nodes, tasks_per_node=settings.gpus,
-        gpus_per_node=settings.gpus, cpus_per_task=settings.cpus_per_task,
+        nodes=settings.nodes, tasks_per_node=max(1, settings.gpus),
+        cpus_per_task=settings.cpus_per_task,
         slurm_array_parallelism=jobs,
         slurm_additional_parameters=dict(settings.extra))
+    if settings.gpus > 0:
+        executor.update_parameters(gpus_per_node=settings.gpus)
     if settings.partition:
         executor.update_parameters(slurm_partition=settings.partition)
     submitted: Dict[str, object] = {}

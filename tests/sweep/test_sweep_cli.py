@@ -116,3 +116,30 @@ def test_dry_run_lists_the_runs(tmp_path):
     # (3 values + stock) x 2 seeds x 2 archs.
     assert result.stdout.strip().endswith('16 runs')
     assert not (tmp_path / 'sweep.json').exists()
+
+
+@pytest.mark.slow
+def test_slurm_sweep_on_a_real_one_node_cluster(slurm_cluster, street_root,
+                                                tmp_path):
+    """The same command with --executor slurm: submitit submits the runs
+    to a real slurmctld, slurmd runs them through srun, the sweep waits
+    and reports."""
+    import os
+    sweep_dir = tmp_path / 'grid'
+    result = subprocess.run(
+        [sys.executable, TOOL, 'grid', '--archs', 'enet', '--seeds', '0',
+         '--values', 'grid2x2', '--executor', 'slurm', '--gpus', '0',
+         '--cpus-per-task', '1', '--jobs', '2', '--timeout-min', '20',
+         '--work-dir', str(sweep_dir), '--cfg-options',
+         *fast_options(street_root, max_iters=2)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env=dict(os.environ, SLURM_CONF=slurm_cluster, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[
+        -3000:]
+    assert 'submitted 2 Slurm jobs' in result.stdout
+    rows = _rows(sweep_dir)
+    assert sorted(rows) == ['enet__grid2x2__seed0', 'enet__stock__seed0']
+    assert all(row['status'] == 'done' for row in rows.values())
+    # Each run's output went to its Slurm job's log, through srun.
+    logs = list((sweep_dir / 'slurm').glob('*/*_0_log.out'))
+    assert len(logs) == 2
