@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
 from ..engine.progress_file import read_progress
-from .run import finished_row, run_one
+from .run import finished_row, record_failure, run_one, write_row
 from .spec import RunSpec, read_row
 
 #: Seconds between looks at the runs, and at least between two progress
@@ -120,7 +120,7 @@ def run_local(specs: List[RunSpec], sweep_dir: str,
                 started[spec.run_id] = time.perf_counter()
             if not running:  # every waiting run needs a failed run
                 for spec in waiting:
-                    rows[spec.run_id] = _unmet(spec, rows, sweep_dir)
+                    rows[spec.run_id] = _unmet(spec, sweep_dir)
                     progress.finished(rows[spec.run_id])
                 break
             progress.running(list(running.values()))
@@ -139,7 +139,6 @@ def run_local(specs: List[RunSpec], sweep_dir: str,
 def _add_wall_time(row: dict, spec: RunSpec, sweep_dir: str,
                    seconds: float) -> None:
     """Record the run's wall time, process start included, in its row."""
-    from .run import write_row
     if row.get('status') == 'done' and isinstance(row.get('seconds'), dict):
         row['seconds']['wall'] = seconds
         write_row(spec, sweep_dir, row)
@@ -154,13 +153,10 @@ def _ready(spec: RunSpec, rows: Dict[str, dict]) -> bool:
     return row is not None and row.get('status') == 'done'
 
 
-def _unmet(spec: RunSpec, rows: Dict[str, dict], sweep_dir: str) -> dict:
-    from .run import base_row, write_row
-    row = base_row(spec)
-    row['error'] = (f'SetupError: run {spec.needs}, whose checkpoint this '
-                    'run starts from, did not finish')
-    write_row(spec, sweep_dir, row)
-    return row
+def _unmet(spec: RunSpec, sweep_dir: str) -> dict:
+    return record_failure(
+        spec, sweep_dir, f'SetupError: run {spec.needs}, whose checkpoint '
+        'this run starts from, did not finish')
 
 
 def _result(future: Future, spec: RunSpec, sweep_dir: str) -> dict:
@@ -169,14 +165,10 @@ def _result(future: Future, spec: RunSpec, sweep_dir: str) -> dict:
     try:
         return future.result()
     except Exception as exc:  # noqa: BLE001  (the process itself failed)
-        from .run import base_row, write_row
         row = read_row(osp.join(spec.work_dir(sweep_dir), 'row.json'))
-        if row is not None:
-            return row
-        row = base_row(spec)
-        row['error'] = f'{type(exc).__name__}: worker process ended: {exc}'
-        write_row(spec, sweep_dir, row)
-        return row
+        return row if row is not None else record_failure(
+            spec, sweep_dir,
+            f'{type(exc).__name__}: worker process ended: {exc}')
 
 
 @dataclass
@@ -264,11 +256,9 @@ def wait_slurm(jobs: Dict[str, object], specs: List[RunSpec],
                 row = read_row(osp.join(spec.work_dir(sweep_dir),
                                         'row.json'))
                 if row is None:
-                    from .run import base_row, write_row
-                    row = base_row(spec)
-                    row['error'] = (f'Slurm job {job.job_id} ended in state '
-                                    f'{job.state} without a row')
-                    write_row(spec, sweep_dir, row)
+                    row = record_failure(
+                        spec, sweep_dir, f'Slurm job {job.job_id} ended in '
+                        f'state {job.state} without a row')
                 progress.finished(row)
         progress.running([by_id[r] for r in pending])
         if pending:

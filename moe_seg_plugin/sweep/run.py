@@ -180,6 +180,15 @@ def write_row(spec: RunSpec, sweep_dir: str, row: dict) -> None:
     os.replace(partial, path)
 
 
+def record_failure(spec: RunSpec, sweep_dir: str, error: str) -> dict:
+    """Write and return a failed row for a run that ended without one
+    (its worker died, its dependency failed, its Slurm job ended)."""
+    row = base_row(spec)
+    row['error'] = error
+    write_row(spec, sweep_dir, row)
+    return row
+
+
 def train_and_test(spec: RunSpec, sweep_dir: str,
                    cfg_options: Optional[dict] = None,
                    launcher: str = 'none') -> dict:
