@@ -118,10 +118,10 @@ def _window_masks(mask: Tensor, patches: Optional[Sequence[int]],
     ``windows`` windows (``patches`` None: all patches in order); one
     window's is a view (no index op, the common case with many experts)."""
     cells = mask.shape[0]
-    if patches is not None and not patches:
-        return mask[:0]
     if patches is None:
         index = torch.arange(windows, device=mask.device) % cells
+    elif not patches:  # an expert run on no window (collective norms)
+        return mask[:0]
     elif len(patches) == 1:
         cell = patches[0] % cells
         return mask[cell:cell + 1]

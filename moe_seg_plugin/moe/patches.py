@@ -139,7 +139,7 @@ def split_axis(out_size: int, grid: Optional[int],
         axis (str): 'height' or 'width', for error messages.
 
     A grid with more patches than the output has pixels along the axis is
-    clipped to one patch per pixel (:attr:`PatchLayout.clipped` says so).
+    clipped to one patch per pixel (:meth:`PatchLayout.clipped` says so).
 
     Returns:
         tuple: Patch starts, real sizes, and the common padded length.
