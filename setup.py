@@ -41,15 +41,32 @@ EXTRAS = {
 }
 
 
+STARTUP_PTH = 'moe_seg_plugin_startup.pth'
+
+
 class BuildPyWithConfigs(build_py):
-    """Ships configs/ inside the package as .mim/configs (as MMSeg does), so
-    ``moe_seg_plugin::`` configs resolve from a non-editable install too; an
-    editable install reads them from the checkout."""
+    """Adds two things to the built package.
+
+    * ``moe_seg_plugin_startup.pth`` at the top of site-packages: Python runs
+      it at start-up, so MMSeg's own tools work with mmcv-lite and read
+      ``moe_seg_plugin::`` configs (see moe_seg_plugin_startup).
+    * configs/ inside the package as .mim/configs (as MMSeg does), so
+      ``moe_seg_plugin::`` configs resolve from a non-editable install too;
+      an editable install reads them from the checkout.
+    """
 
     def run(self):
         super().run()
         if getattr(self, 'editable_mode', False):
+            # An editable wheel is made of what setuptools' editable_wheel
+            # unpacks into the install command's folder; the build folder
+            # only feeds its module finder, which ignores a .pth.
+            unpacked_wheel = self.distribution.get_command_obj(
+                'install').install_lib
+            self.copy_file(STARTUP_PTH,
+                           os.path.join(unpacked_wheel, STARTUP_PTH))
             return
+        self.copy_file(STARTUP_PTH, os.path.join(self.build_lib, STARTUP_PTH))
         target = os.path.join(self.build_lib, 'moe_seg_plugin', '.mim',
                               'configs')
         shutil.copytree('configs', target, dirs_exist_ok=True)
@@ -62,7 +79,9 @@ setup(
     'for CNN semantic segmentation in MMSegmentation',
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
-    packages=find_packages(include=['moe_seg_plugin', 'moe_seg_plugin.*']),
+    packages=find_packages(
+        include=['moe_seg_plugin', 'moe_seg_plugin.*',
+                 'moe_seg_plugin_startup']),
     python_requires='>=3.9',
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

@@ -18,7 +18,7 @@ install_mmcv_ops_fallback()
 allow_mmengine_checkpoints()
 register_config_scope()
 
-from . import engine, models  # noqa: E402,F401  (register into mmseg)
+from . import engine, models, visualization  # noqa: E402,F401  (register)
 from .moe import PatchConvMoE  # noqa: E402
 
 __version__ = '0.1.0'

@@ -1,6 +1,6 @@
 _base_ = [
     '../_base_/models/enet.py', 'mmseg::_base_/datasets/bdd100k.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py'
 ]
 crop_size = (512, 1024)

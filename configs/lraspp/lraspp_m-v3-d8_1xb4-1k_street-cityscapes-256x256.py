@@ -1,7 +1,7 @@
 _base_ = [
     '../_base_/models/lraspp_m-v3-d8.py',
     '../_base_/datasets/street_cityscapes.py',
-    'mmseg::_base_/default_runtime.py', '../_base_/schedules/schedule_street.py'
+    '../_base_/default_runtime.py', '../_base_/schedules/schedule_street.py'
 ]
 # LR-ASPP's image pool is a fixed 49x49 window on the 1/8 feature map, so it
 # needs inputs of about 392 px or more: the 256x512 street scenes are scaled

@@ -1,7 +1,7 @@
 _base_ = [
     'mmseg::_base_/models/ocrnet_r50-d8.py',
     '../_base_/datasets/street_cityscapes.py',
-    'mmseg::_base_/default_runtime.py', '../_base_/schedules/schedule_street.py'
+    '../_base_/default_runtime.py', '../_base_/schedules/schedule_street.py'
 ]
 custom_imports = dict(imports=['moe_seg_plugin'], allow_failed_imports=False)
 # OCRNet (CascadeEncoderDecoder: an FCNHead's coarse logits feed the

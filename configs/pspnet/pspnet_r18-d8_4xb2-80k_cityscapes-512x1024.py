@@ -1,6 +1,6 @@
 _base_ = [
     '../_base_/models/pspnet_r18-d8.py', 'mmseg::_base_/datasets/cityscapes.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_80k.py'
 ]
 crop_size = (512, 1024)

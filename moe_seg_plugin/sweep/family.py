@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
-from ..compat.config_scope import config_root
+from moe_seg_plugin_startup.config_scope import config_root
 from ..engine.errors import SetupError
 from ..engine.run_setup import config_syntax_error, load_config
 from ..models.injection import MOE_SETTINGS, is_conv_like

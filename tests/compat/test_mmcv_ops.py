@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from moe_seg_plugin.compat import mmcv_ops
+from moe_seg_plugin_startup import mmcv_ops
 
 
 def test_mmseg_models_import_after_the_plugin():

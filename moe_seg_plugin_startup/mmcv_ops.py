@@ -3,8 +3,9 @@
 MMSeg 1.2.2 imports a few ``mmcv.ops`` names unconditionally (for example
 ``point_sample`` in ``mmseg/utils/mask_classification.py``), so with mmcv-lite
 ``import mmseg.models`` dies with ``No module named 'mmcv._ext'``. When the
-compiled extension is missing, :func:`install_mmcv_ops_fallback` puts a small
-stand-in module at ``mmcv.ops``:
+compiled extension is missing, the start-up hook (see the package's
+docstring) or :func:`install_mmcv_ops_fallback` puts a small stand-in module at
+``mmcv.ops``:
 
 * ``point_sample`` and ``sigmoid_focal_loss`` are written in plain torch;
 * every other op name raises :class:`ModuleNotFoundError` naming the op and
@@ -109,13 +110,21 @@ def build_fallback_module() -> types.ModuleType:
     """Make the stand-in ``mmcv.ops`` module (not yet installed)."""
     module = types.ModuleType(
         FALLBACK_MODULE_NAME,
-        'Pure-torch stand-in for mmcv.ops (mmcv-lite); see moe_seg_plugin.'
-        'compat.mmcv_ops.')
+        'Pure-torch stand-in for mmcv.ops (mmcv-lite); see '
+        'moe_seg_plugin_startup.mmcv_ops.')
     module.point_sample = point_sample
     module.sigmoid_focal_loss = sigmoid_focal_loss
     module.__getattr__ = _missing_op
     module.IS_MOE_SEG_FALLBACK = True
     return module
+
+
+def quiet_mmcv_warnings() -> None:
+    """Silence mmcv's import-time warning about the missing deformable
+    attention op; the stand-in names that op in its own error if a model
+    ever uses it."""
+    warnings.filterwarnings(
+        'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 
 
 def install_mmcv_ops_fallback() -> bool:
@@ -138,10 +147,7 @@ def install_mmcv_ops_fallback() -> bool:
     if compiled_ops_available():
         return False
     module = build_fallback_module()
-    # mmcv.cnn warns on import that deformable attention is missing; the
-    # stand-in names that op in its own error if a model ever uses it.
-    warnings.filterwarnings(
-        'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
+    quiet_mmcv_warnings()
     sys.modules[FALLBACK_MODULE_NAME] = module
     mmcv.ops = module
     return True

@@ -5,9 +5,12 @@ their installed ``.mim/configs`` folders; it knows nothing of plugins, and
 with editable installs it looks in the wrong place. Importing the plugin
 teaches ``Config`` one more prefix: ``moe_seg_plugin::X`` is ``X`` under the
 plugin's configs folder, loaded in MMSeg's registry scope (all our modules
-live in MMSeg's registries). This works in any process that imported
-``moe_seg_plugin`` before reading the config (our tools do so first).
+live in MMSeg's registries). The start-up hook applies this as soon as
+``mmengine.config`` is imported, so MMSeg's own tools read such configs too;
+with the hook switched off it takes effect when ``moe_seg_plugin`` is
+imported.
 """
+import importlib.util
 import os.path as osp
 from typing import Optional, Tuple
 
@@ -20,7 +23,12 @@ def config_root() -> str:
     An installed (non-editable) package carries them in ``.mim/configs``;
     a source checkout has them in ``configs/`` beside the package.
     """
-    package = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    spec = importlib.util.find_spec('moe_seg_plugin')  # does not import it
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            'moe_seg_plugin is not installed: `pip install -e ".[lite]"` '
+            'in its checkout')
+    package = osp.abspath(list(spec.submodule_search_locations)[0])
     shipped = osp.join(package, '.mim', 'configs')
     if osp.isdir(shipped):
         return shipped
