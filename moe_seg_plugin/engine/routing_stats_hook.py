@@ -11,12 +11,11 @@ from mmengine import dist as mm_dist
 from mmengine.dataset import DefaultSampler
 from mmengine.hooks import Hook, LoggerHook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 from torch import nn
 
 from ..models.grid_check import check_model_grids
-from ..models.injection import moe_layers
+from ..models.injection import moe_layers, segmentor_of
 from .errors import SetupError
 from ..moe.routing import RoutingRecord
 from ..moe.statistics import (RoutingCounts, class_expert_counts,
@@ -40,16 +39,21 @@ class RoutingStatsHook(Hook):
 
     Every forward pass of every PatchConvMoE layer is counted. In training
     the counts since the last log are summed over ranks and logged at the
-    logger interval as ``train/moe/<layer>/<name>`` scalars of the
+    logger interval as ``train/moe/train/<layer>/<name>`` scalars of the
     MessageHub, which the LoggerHook (priority BELOW_NORMAL, after this
-    hook) sends to every visualizer backend. Names: ``usage_entropy``
+    hook) sends to every visualizer backend as ``moe/train/<layer>/<name>``
+    (MMEngine drops the leading mode), so training and validation
+    statistics keep apart tags. With ``log_processor.log_with_hierarchy``
+    MMEngine keeps the mode itself and the keys are ``train/moe/<layer>/
+    <name>``. ``<layer>`` is the layer's path in the segmentor, whatever
+    wraps it (DDP, test-time augmentation). Names: ``usage_entropy``
     (H(f)/log N), ``dominant_share``, ``dead_experts`` (how many have usage
     below 1/(10N)), ``importance_cv2``, ``gate_entropy`` (mean per-patch
     gate entropy / log N) and ``usage_expert_<i>``; see
     :meth:`RoutingCounts.summary`. A validation or test epoch is counted as
     a whole (summed over ranks, without the samples a distributed sampler
-    repeats to even out the ranks) and logged as ``val/...`` or
-    ``test/...`` scalars, with
+    repeats to even out the ranks) and logged the same way under ``val`` or
+    ``test``, with
     P(expert | class) from the ground truth: the share of each class's
     pixel-slots that fall in patches routed to each expert (in the JSON
     file and, after validation, as a heat map sent to the visualizer).
@@ -116,8 +120,7 @@ class RoutingStatsHook(Hook):
     def before_run(self, runner) -> None:
         if self._handles:
             return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = segmentor_of(runner.model)
         try:  # MMSeg's own tools: the first point after the model is built
             check_model_grids(model)
         except ValueError as exc:
@@ -342,8 +345,10 @@ class RoutingStatsHook(Hook):
         for name, flat in flats.items():
             counts[name].load_flat(flat)
         layers = {name: c.summary() for name, c in counts.items()}
+        hierarchy = getattr(runner.log_processor, 'log_with_hierarchy', False)
         for name, summary in layers.items():
-            prefix = f'{mode}/moe/{name}/'
+            prefix = (f'{mode}/moe/{name}/'
+                      if hierarchy else f'{mode}/moe/{mode}/{name}/')
             for logged, key in LOGGED.items():
                 runner.message_hub.update_scalar(prefix + logged,
                                                  summary[key])

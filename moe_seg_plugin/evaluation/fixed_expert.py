@@ -12,13 +12,12 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.utils import ProgressBar
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 from torch import nn
 
-from ..models.injection import moe_layers
+from ..models.injection import moe_layers, segmentor_of
 from ..moe import PatchConvMoE
 
 CLASS_PREFIX = 'IoU.'
@@ -98,8 +97,7 @@ def select_layers(model: nn.Module,
         ValueError: If the model has no PatchConvMoE layer, or a path is not
             one (the message lists the layers).
     """
-    if is_model_wrapper(model):
-        model = model.module
+    model = segmentor_of(model)
     layers = moe_layers(model)
     if not layers:
         raise ValueError(

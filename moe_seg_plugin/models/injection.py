@@ -10,6 +10,7 @@ import inspect
 from typing import Dict, List, Optional, Tuple
 
 from mmengine.logging import print_log
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from torch import Tensor, nn
 
 from ..moe import PatchConvMoE, routing_health
@@ -117,6 +118,14 @@ def inject_moe(root: nn.Module, target: str, settings: dict,
         f'{layer.extra_repr()}, gate={type(layer.gate).__name__}, '
         f'expert_init={layer.expert_init!r})', logger='current')
     return layer
+
+
+def segmentor_of(model: nn.Module) -> nn.Module:
+    """The model inside MMEngine's wrappers (DDP, FSDP) and MMSeg's
+    test-time augmentation model, so layer paths do not depend on them."""
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
 
 
 def moe_layers(root: nn.Module) -> Dict[str, PatchConvMoE]:

@@ -161,14 +161,14 @@ def test_training_scalars_equal_statistics_of_the_records(trained):
                       ('importance_cv2', 'importance_cv2'),
                       ('gate_entropy', 'gate_entropy'),
                       ('dead_experts', 'dead_experts')):
-        logged = hub.get_scalar(f'train/moe/{LAYER}/{name}').data[0]
+        logged = hub.get_scalar(f'train/moe/train/{LAYER}/{name}').data[0]
         # Logged after each iteration (logger interval 1): each value is
         # that iteration's forward alone.
         assert logged.tolist() == pytest.approx(
             [_expected([r])[key] for r in captured['train']],
             rel=1e-5), name
     usage = [
-        hub.get_scalar(f'train/moe/{LAYER}/usage_expert_{i}').current()
+        hub.get_scalar(f'train/moe/train/{LAYER}/usage_expert_{i}').current()
         for i in range(8)
     ]
     assert usage == pytest.approx(_expected(captured['train'][-1:])['usage'])
@@ -178,13 +178,15 @@ def test_logger_hook_writes_them_to_the_visualizer_backend(trained):
     runner, captured = trained
     lines = pathlib.Path(runner.log_dir, 'vis_data', 'scalars.json')
     records = [json.loads(line) for line in lines.read_text().splitlines()]
-    key = f'moe/{LAYER}/usage_entropy'
     train = [r for r in records if 'loss' in r]
     assert [r['step'] for r in train] == [1, 2]
-    assert [r[key] for r in train] == pytest.approx(
-        [_expected([r])['usage_entropy'] for r in captured['train']])
+    assert [r[f'moe/train/{LAYER}/usage_entropy'] for r in train] == \
+        pytest.approx(
+            [_expected([r])['usage_entropy'] for r in captured['train']])
     val = [r for r in records if 'mIoU' in r]
-    assert val[0][key] == pytest.approx(
+    # Apart tags for training and validation (MMEngine drops the mode).
+    assert not any(key.startswith('moe/train/') for key in val[0])
+    assert val[0][f'moe/val/{LAYER}/usage_entropy'] == pytest.approx(
         _expected(captured['val'])['usage_entropy'])
     images = pathlib.Path(runner.log_dir, 'vis_data', 'vis_image')
     assert (images / f'moe_{LAYER}_expert_given_class_2.png').is_file()
@@ -205,7 +207,7 @@ def test_validation_statistics_and_expert_given_class(trained):
     summary = val['layers'][LAYER]
     _check(summary, _expected(records))
     assert runner.message_hub.get_scalar(
-        f'val/moe/{LAYER}/usage_entropy').current() == pytest.approx(
+        f'val/moe/val/{LAYER}/usage_entropy').current() == pytest.approx(
             summary['usage_entropy'])
 
     slots = torch.zeros(CLASSES, 8, dtype=torch.float64)
@@ -236,8 +238,9 @@ def _sample(label: torch.Tensor) -> SegDataSample:
 class _Runner:
     """The parts of a Runner the hook uses."""
 
-    def __init__(self, model, work_dir, classes=()):
+    def __init__(self, model, work_dir, classes=(), hierarchy=False):
         self.model = model
+        self.log_processor = SimpleNamespace(log_with_hierarchy=hierarchy)
         self.message_hub = MessageHub.get_instance(f'routing-{id(self)}')
         self.work_dir = str(work_dir)
         self.timestamp = 'test'
@@ -351,9 +354,44 @@ def test_counts_are_summed_over_ranks_before_logging(tmp_path, monkeypatch):
         expected = _expected(doubled[name])
         expected['patches'] *= 2
         _check(second[name], expected)  # shares unchanged, counts doubled
-    logged = runner.message_hub.get_scalar('train/moe/second/usage_entropy')
+    logged = runner.message_hub.get_scalar(
+        'train/moe/train/second/usage_entropy')
     assert logged.current() == pytest.approx(
         _expected(doubled['second'])['usage_entropy'])
+
+
+KEYS = ('train/moe/train/first/usage_entropy',
+        'train/moe/first/usage_entropy')
+
+
+@pytest.mark.parametrize('hierarchy,key,other', [(False, *KEYS),
+                                                 (True, *KEYS[::-1])])
+def test_the_mode_is_named_once_in_the_logged_tag(tmp_path, hierarchy, key,
+                                                  other):
+    model = _TwoLayers()
+    runner = _Runner(model, tmp_path, hierarchy=hierarchy)
+    hook = RoutingStatsHook(interval=1)
+    hook.before_run(runner)
+    hook.before_train(runner)
+    _train_step(hook, runner, model, 0)
+    scalars = runner.message_hub.log_scalars
+    assert key in scalars and other not in scalars
+
+
+def test_layer_names_do_not_depend_on_wrappers(tmp_path):
+    from mmseg.models import SegTTAModel
+
+    class Segmentor(_TwoLayers):
+
+        def test_step(self, data):
+            return self(data)
+
+    model = Segmentor()
+    tta = SegTTAModel(module=model)
+    runner = _Runner(tta, tmp_path)
+    hook = RoutingStatsHook(interval=1)
+    hook.before_run(runner)
+    assert sorted(hook._layers) == ['first', 'second']
 
 
 def test_unmatched_runs_skip_classes_with_one_warning(tmp_path, monkeypatch):
