@@ -56,9 +56,11 @@ class BuildPyWithConfigs(build_py):
     * ``moe_seg_plugin_startup.pth`` at the top of site-packages: Python runs
       it at start-up, so MMSeg's own tools work with mmcv-lite and read
       ``moe_seg_plugin::`` configs (see moe_seg_plugin_startup).
-    * configs/ inside the package as .mim/configs (as MMSeg does), so
-      ``moe_seg_plugin::`` configs resolve from a non-editable install too;
-      an editable install reads them from the checkout.
+    * configs/, tools/ and model-index.yml inside the package's .mim
+      folder (as MMSeg does), so ``moe_seg_plugin::`` configs resolve from a
+      non-editable install too and ``mim train/test/search moe_seg_plugin``
+      find the tools and the model index. An editable install reads configs
+      from the checkout; mim cannot find an editable install's folder.
     """
 
     def run(self):
@@ -73,9 +75,13 @@ class BuildPyWithConfigs(build_py):
                            os.path.join(unpacked_wheel, STARTUP_PTH))
             return
         self.copy_file(STARTUP_PTH, os.path.join(self.build_lib, STARTUP_PTH))
-        target = os.path.join(self.build_lib, 'moe_seg_plugin', '.mim',
-                              'configs')
-        shutil.copytree('configs', target, dirs_exist_ok=True)
+        mim = os.path.join(self.build_lib, 'moe_seg_plugin', '.mim')
+        for folder in ('configs', 'tools'):
+            shutil.copytree(folder, os.path.join(mim, folder),
+                            dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns('__pycache__'))
+        self.copy_file('model-index.yml',
+                       os.path.join(mim, 'model-index.yml'))
 
 
 setup(

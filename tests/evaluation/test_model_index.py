@@ -1,0 +1,106 @@
+"""model-index.yml (what ``mim search moe_seg_plugin`` lists) against the
+shipped configs."""
+import os.path as osp
+
+import pytest
+import yaml
+from torch import nn
+
+from moe_seg_plugin.engine import load_config
+from moe_seg_plugin.evaluation.model_index import (architecture_of,
+                                                   crop_size, model_entry,
+                                                   moe_settings,
+                                                   shipped_configs,
+                                                   training_data)
+from moe_seg_plugin.moe import PatchConvMoE
+from moe_seg_plugin_startup.config_scope import config_root
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def index() -> dict:
+    with open(osp.join(ROOT, 'model-index.yml'), encoding='utf-8') as f:
+        return yaml.safe_load(f)
+
+
+def _by_config(index) -> dict:
+    return {m['Config']: m for m in index['Models']}
+
+
+def test_every_shipped_config_is_listed_once(index):
+    listed = [m['Config'] for m in index['Models']]
+    shipped = ['configs/' + c for c in shipped_configs(config_root())]
+    assert sorted(listed) == shipped, (
+        'model-index.yml is out of date: run python tools/model_index.py')
+    names = [m['Name'] for m in index['Models']]
+    assert len(set(names)) == len(names)
+    collections = {c['Name'] for c in index['Collections']}
+    assert {m['In Collection'] for m in index['Models']} == collections
+
+
+def test_families_and_bases_are_not_configs():
+    shipped = shipped_configs(config_root())
+    assert not any(c.startswith('_base_') for c in shipped)
+    assert not any('families' in c for c in shipped)
+    assert 'enet/patchmoe_enet_1xb4-1k_street-cityscapes-256x256.py' in shipped
+
+
+def test_data_and_crop_size_match_each_config(index):
+    for path, entry in _by_config(index).items():
+        cfg = load_config(osp.join(config_root(), path[len('configs/'):]))
+        height, width = crop_size(cfg)
+        assert entry['Metadata']['Crop Size'] == f'{height}x{width}', path
+        assert entry['Metadata']['Training Data'] == training_data(cfg), path
+        assert entry['In Collection'] == architecture_of(path), path
+
+
+@pytest.mark.parametrize('relative', [
+    'enet/patchmoe_enet_1xb4-1k_street-cityscapes-256x256.py',
+    'enet/enet_1xb4-1k_street-cityscapes-256x256.py',
+])
+def test_entries_equal_a_fresh_count(index, relative):
+    listed = _by_config(index)['configs/' + relative]
+    assert model_entry(config_root(), relative) == listed
+
+
+def test_settings_of_a_moe_config(index):
+    meta = _by_config(index)[
+        'configs/enet/patchmoe_enet_1xb4-1k_street-cityscapes-256x256.py'][
+            'Metadata']
+    assert meta['MoE Experts'] == 8 and meta['MoE Top-k'] == 2
+    assert meta['MoE Grid'] == '3x3'
+    assert meta['MoE Gate'] == 'DoubleConvGAPGate'
+    assert meta['MoE Balance Loss'] == 'MoESwitchLoss'
+    assert meta['MoE Layers'] == ['decode_head.bottleneck.ext']
+    assert meta['Training Data'] == 'street scenes (Cityscapes layout)'
+    assert meta['Parameters (M)'] > 0 and meta['FLOPs (G)'] > 0
+
+
+def test_architecture_names():
+    assert architecture_of('deeplabv3plus/patchmoe_deeplabv3plus_r18.py') \
+        == 'DeepLabV3+'
+    assert architecture_of(
+        'ablations/placement/patchmoe-stacked_unet-s5-d16_fcn.py') == 'UNet'
+    assert architecture_of('erfnet/erfnet_fcn_4xb4.py') == 'ERFNet'
+    assert architecture_of('enet/enet_4xb4.py') == 'ENet'
+
+
+def test_settings_stock_model_and_layers_that_differ():
+    assert moe_settings(nn.Conv2d(3, 3, 1)) == {}
+
+    class Two(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.a = PatchConvMoE(nn.Conv2d(3, 4, 3, padding=1),
+                                  num_experts=4, top_k=2)
+            self.b = PatchConvMoE(nn.Conv2d(4, 2, 1), num_experts=4,
+                                  top_k=1, patch_size=(8, 8))
+
+    settings = moe_settings(Two())
+    assert settings['MoE Layers'] == ['a', 'b']
+    assert settings['MoE Experts'] == 4
+    assert settings['MoE Top-k'] == 'per layer'
+    assert settings['MoE Grid'] == 'per layer'
+    assert settings['MoE Balance Loss'] == 'none'
