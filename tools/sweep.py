@@ -63,7 +63,8 @@ def sweep(args: argparse.Namespace) -> int:
                                                 run_local, submit_slurm,
                                                 wait_slurm)
     from moe_seg_plugin.sweep.family import arch_names, expand, load_family
-    from moe_seg_plugin.sweep.sweep_dir import record_sweep
+    from moe_seg_plugin.sweep.sweep_dir import (check_run_settings,
+                                                record_sweep)
     if args.jobs < 1:
         raise SetupError(f'--jobs must be >= 1, got {args.jobs}')
     if args.executor == 'slurm':
@@ -82,6 +83,7 @@ def sweep(args: argparse.Namespace) -> int:
         print(f'{len(specs)} runs')
         return 0
     record_sweep(sweep_dir, family, specs, archs, args.seeds, args.dataset)
+    check_run_settings(specs, sweep_dir, args.cfg_options)
     print(f'sweep {family.name}: {len(specs)} runs ({len(archs)} archs, '
           f'{len(args.seeds)} seeds, values and the stock baseline) in '
           f'{sweep_dir}', flush=True)

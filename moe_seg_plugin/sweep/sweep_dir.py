@@ -1,10 +1,12 @@
 """The sweep directory's own record (sweep.json): which family, archs,
 seeds and runs it holds, so that a second command resumes it and a
-directory of another family is refused."""
+directory of another family is refused; and each run's settings
+(``runs/<run>/settings.json``), so that a run made with other settings is
+never resumed or skipped as if it were this one."""
 import json
 import os
 import os.path as osp
-from typing import List
+from typing import Dict, List, Optional
 
 from ..engine.errors import SetupError
 from .spec import SWEEP_FILE, RunSpec
@@ -55,3 +57,64 @@ def record_sweep(sweep_dir: str, family, specs: List[RunSpec],
         json.dump(record, file, indent=1)
     os.replace(partial, path)
     return record
+
+
+SETTINGS_FILE = 'settings.json'
+
+
+def run_settings(spec: RunSpec, cfg_options: Optional[dict]) -> dict:
+    """What a run is made of, in JSON form: its config (relative to the
+    plugin's configs folder, so the same run matches on another machine),
+    the family value's settings and the command's ``--cfg-options``."""
+    from moe_seg_plugin_startup.config_scope import config_root
+    config = osp.abspath(spec.config)
+    root = config_root()
+    if config.startswith(root + os.sep):
+        config = osp.relpath(config, root)
+    settings = dict(config=config, options=spec.options,
+                    cfg_options=dict(cfg_options or {}))
+    return json.loads(json.dumps(settings, sort_keys=True, default=str))
+
+
+def _differences(stored: dict, current: dict) -> List[str]:
+    return [
+        f'{key}: {stored.get(key)!r} then, {current.get(key)!r} now'
+        for key in sorted(set(stored) | set(current))
+        if stored.get(key) != current.get(key)
+    ]
+
+
+def check_run_settings(specs: List[RunSpec], sweep_dir: str,
+                       cfg_options: Optional[dict]) -> None:
+    """Refuse runs that exist with other settings; record new runs'.
+
+    A run folder without a settings file (a sweep of an earlier version)
+    is taken as made with the current settings.
+
+    Raises:
+        SetupError: Naming the first changed run, what changed and how to
+            go on.
+    """
+    changed: Dict[str, List[str]] = {}
+    for spec in specs:
+        path = osp.join(spec.work_dir(sweep_dir), SETTINGS_FILE)
+        if not osp.isfile(path):
+            continue
+        with open(path, encoding='utf-8') as file:
+            stored = json.load(file)
+        differences = _differences(stored, run_settings(spec, cfg_options))
+        if differences:
+            changed[spec.run_id] = differences
+    if changed:
+        first = next(iter(changed))
+        raise SetupError(
+            f'{len(changed)} run(s) in {sweep_dir} were made with other '
+            f'settings ({first}: {"; ".join(changed[first])}); use another '
+            '--work-dir, or delete runs/<run> to run them again: '
+            f'{sorted(changed)}')
+    for spec in specs:
+        path = osp.join(spec.work_dir(sweep_dir), SETTINGS_FILE)
+        if not osp.isfile(path):
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            with open(path, 'w', encoding='utf-8') as file:
+                json.dump(run_settings(spec, cfg_options), file, indent=1)
