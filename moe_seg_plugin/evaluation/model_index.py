@@ -3,13 +3,17 @@
 One OpenMMLab model-index entry per shipped config (every ``.py`` under
 ``configs/`` except ``_base_`` and the sweep families): its architecture
 (the collection), training data, crop size, parameters and FLOPs at the
-crop size (batch 1, MoE layers as they run; see :mod:`.flops`) and, for a
+crop size (batch 1, MoE layers as they run, which depends on where the
+freshly initialised gate routes a random input: both drawn from seed 0; see
+:mod:`.flops`) and, for a
 MoE config, the PatchConvMoE settings of its layers. ``tools/model_index.py``
 writes the file; the package ships it as ``.mim/model-index.yml``.
 """
 import os
 import os.path as osp
 from typing import Dict, List, Optional
+
+import torch
 
 from ..models.injection import moe_layers
 
@@ -139,6 +143,9 @@ def model_entry(root: str, relative: str, flops: bool = True) -> dict:
         'Training Data': training_data(cfg),
         'Crop Size': f'{height}x{width}',
     }
+    # FLOPs of a MoE layer depend on where its fresh gate routes the random
+    # input, so both are drawn from one seed.
+    torch.manual_seed(0)
     model = inference_model(cfg) if flops else MODELS.build(cfg.model)
     if flops:
         complexity = analyze_model(model, (height, width))

@@ -1,5 +1,6 @@
 """model-index.yml (what ``mim search moe_seg_plugin`` lists) against the
 shipped configs."""
+import copy
 import os.path as osp
 
 import pytest
@@ -60,8 +61,14 @@ def test_data_and_crop_size_match_each_config(index):
     'enet/enet_1xb4-1k_street-cityscapes-256x256.py',
 ])
 def test_entries_equal_a_fresh_count(index, relative):
-    listed = _by_config(index)['configs/' + relative]
-    assert model_entry(config_root(), relative) == listed
+    listed = copy.deepcopy(_by_config(index)['configs/' + relative])
+    fresh = model_entry(config_root(), relative)
+    # A MoE layer's FLOPs follow where its fresh gate routes the input
+    # (seeded; a float difference on another CPU may move a patch).
+    tolerance = 0.02 if 'MoE Experts' in listed['Metadata'] else 0
+    assert fresh['Metadata'].pop('FLOPs (G)') == pytest.approx(
+        listed['Metadata'].pop('FLOPs (G)'), rel=tolerance)
+    assert fresh == listed
 
 
 def test_settings_of_a_moe_config(index):
