@@ -72,9 +72,12 @@ def test_mim_search_lists_the_configs_with_their_settings(mim_env, tmp_path):
     out = _run([str(mim_env / 'mim'), 'search', 'moe_seg_plugin', '--config',
                 ENET], cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    fields = dict(
-        line.split(None, 1) for line in out.stdout.splitlines()
-        if len(line.split(None, 1)) == 2)
+    fields = {
+        key.lower(): value
+        for key, value in (line.split(None, 1)
+                           for line in out.stdout.splitlines()
+                           if len(line.split(None, 1)) == 2)
+    }
     assert fields['moe_experts'] == '8'
     assert fields['moe_top-k'] == '2'
     assert fields['moe_grid'] == '3x3'
