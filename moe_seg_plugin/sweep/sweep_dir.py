@@ -76,12 +76,19 @@ def run_settings(spec: RunSpec, cfg_options: Optional[dict]) -> dict:
     return json.loads(json.dumps(settings, sort_keys=True, default=str))
 
 
-def _differences(stored: dict, current: dict) -> List[str]:
-    return [
-        f'{key}: {stored.get(key)!r} then, {current.get(key)!r} now'
-        for key in sorted(set(stored) | set(current))
-        if stored.get(key) != current.get(key)
-    ]
+def _differences(stored: dict, current: dict, prefix: str = '') -> List[str]:
+    """'key: old then, new now' for each differing key (nested dicts by
+    their own keys, so one changed option is named alone)."""
+    found = []
+    for key in sorted(set(stored) | set(current)):
+        old, new = stored.get(key), current.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += _differences(old, new, f'{prefix}{key}.')
+        else:
+            found.append(f'{prefix}{key}: {old!r} then, {new!r} now')
+    return found
 
 
 def check_run_settings(specs: List[RunSpec], sweep_dir: str,

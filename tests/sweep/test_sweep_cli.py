@@ -71,19 +71,26 @@ def test_local_sweep_runs_resumes_and_records_failures(street_root,
     (broken / 'row.json').unlink()
     checkpoint = pathlib.Path((broken / 'last_checkpoint').read_text())
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
-    longer = [a if not a.startswith('train_cfg.max_iters=') else
-              'train_cfg.max_iters=4' for a in args]
-    third = _sweep(*longer, expect=1)
+    third = _sweep(*args, expect=1)
     assert '2 of 4 runs finished before; skipped' in third.stdout
     rows = _rows(sweep_dir)
     resumed = rows['enet__grid2x2__seed1']
-    assert resumed['status'] == 'done' and resumed['iters'] == 4
+    assert resumed['status'] == 'done' and resumed['iters'] == 2
     assert 'resumed epoch: 0, iter: 2' in (killed / 'run.log').read_text()
     failed = rows['enet__stock__seed1']
     assert failed['status'] == 'failed'
     assert 'is not a readable checkpoint' in failed['error']
     assert 'Traceback' in (broken / 'error.log').read_text()
     assert "failed: ['enet__stock__seed1']" in third.stdout
+
+    # Another schedule into the same sweep dir would mix schedules in one
+    # table: refused, naming what changed.
+    longer = [a if not a.startswith('train_cfg.max_iters=') else
+              'train_cfg.max_iters=4' for a in args]
+    fourth = _sweep(*longer, expect=2)
+    assert ('made with other settings (enet__stock__seed0: '
+            'cfg_options.train_cfg.max_iters: 2 then, 4 now)') in \
+        fourth.stderr
 
 
 @pytest.mark.parametrize('args,message', [
