@@ -3,7 +3,9 @@
 All version pins of the project live here (``INSTALL_REQUIRES`` and ``EXTRAS``).
 Why each pin exists is said next to it; the README's Quick start installs
 ``.[lite]`` (mmcv-lite, no compiled ops, installs in seconds) and the tests
-``.[lite,tests]``. Users who have or build full mmcv install ``.[full]``.
+``.[lite,tests]``. Users who have or build full mmcv install ``.[full]``;
+users of mmpretrain backbones (ConvNeXt, ResNet, ...) install
+``.[mmpretrain]`` instead of ``.[lite]``.
 """
 import os
 import shutil
@@ -12,9 +14,9 @@ from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 INSTALL_REQUIRES = [
-    # torch 2.13.0 is the newest release these machines hold as a CPU wheel;
-    # a range that admits newer releases pulls a multi-GB CUDA build.
-    'torch>=2.1,<=2.13.0',
+    # The torch releases the plugin is tested with. Which one an install
+    # takes is chosen by the extras below (lite: 2.13.0, mmpretrain: 2.14.1).
+    'torch>=2.1,<=2.14.1',
     'mmengine==0.10.7',
     'mmsegmentation==1.2.2',
     # mmpretrain stays installed for its backbones' configs; its model zoo
@@ -41,7 +43,19 @@ INSTALL_REQUIRES = [
 
 EXTRAS = {
     # mmsegmentation 1.2.2 refuses mmcv >= 2.2.0.
-    'lite': ['mmcv-lite>=2.0.0rc4,<2.2.0'],
+    # torch <= 2.13.0: 2.13.0 is the newest release these machines hold as a
+    # CPU wheel; a range that admits newer releases pulls a multi-GB CUDA
+    # build. PyPI's torchvision does not import beside it, so mmpretrain's
+    # model zoo (mmpretrain.models) is out of reach with this extra.
+    'lite': ['mmcv-lite>=2.0.0rc4,<2.2.0', 'torch>=2.1,<=2.13.0'],
+    # mmpretrain backbones (`type='mmpretrain.ConvNeXt'`): mmpretrain.models
+    # imports torchvision, whose registry releases each need one exact torch.
+    # 2.14.1 + 0.29.1 is the newest pair these machines hold (a CUDA build,
+    # about 5.5 GB, which also runs on the CPU) and the pair tested with the
+    # plugin (tests/e2e/test_mmpretrain_extra.py). Install it instead of
+    # `lite`, not beside it: their torch pins exclude each other.
+    'mmpretrain': ['mmcv-lite>=2.0.0rc4,<2.2.0', 'torch==2.14.1',
+                   'torchvision==0.29.1'],
     'full': ['mmcv>=2.0.0rc4,<2.2.0'],
     'tests': ['pytest>=7'],
 }

@@ -12,6 +12,11 @@ import hook (a :data:`sys.meta_path` finder). The hook imports nothing itself
   With full mmcv the hook steps aside and the real ``mmcv.ops`` loads.
 * ``mmengine.config``: once it has loaded, ``Config`` also resolves
   ``moe_seg_plugin::path/to/config.py`` (see :mod:`.config_scope`).
+* ``mmpretrain.models`` (mmpretrain's model zoo, imported for a
+  ``type='mmpretrain.*'`` backbone): if it fails because torchvision is
+  missing or does not fit torch, the error names the plugin's
+  ``mmpretrain`` extra and its install command (see
+  :mod:`.mmpretrain_extra`).
 
 Set the environment variable ``MOE_SEG_PLUGIN_STARTUP=0`` to switch the hook
 off; ``import moe_seg_plugin`` (what a config's ``custom_imports`` does)
@@ -27,6 +32,8 @@ import os
 import sys
 from types import ModuleType
 from typing import Callable, Optional, Sequence
+
+from .mmpretrain_extra import ZOO_MODULE, ExplainZooImport
 
 DISABLE_ENV = 'MOE_SEG_PLUGIN_STARTUP'
 
@@ -99,6 +106,11 @@ class OpenMMLabStartupHook(importlib.abc.MetaPathFinder):
             if spec is not None and spec.loader is not None:
                 spec.loader = _RunAfterLoad(spec.loader,
                                             _register_config_scope)
+            return spec
+        if fullname == ZOO_MODULE:
+            spec = self._spec_from_other_finders(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = ExplainZooImport(spec.loader)
             return spec
         return None
 

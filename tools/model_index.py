@@ -8,6 +8,12 @@ settings.
 
 Usage:
     python tools/model_index.py [--out model-index.yml] [--no-flops]
+        [--update]
+
+``--update`` keeps the entries the file already has and counts only the
+configs it does not list yet (and drops the ones no longer shipped). The
+mmpretrain configs (configs/convnext) need the mmpretrain extra: run it in
+an environment that has it.
 """
 import argparse
 import os.path as osp
@@ -23,6 +29,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='output file (default model-index.yml)')
     parser.add_argument('--no-flops', action='store_true',
                         help='leave out parameters and FLOPs (fast)')
+    parser.add_argument('--update', action='store_true',
+                        help='keep the entries --out lists; count only the '
+                        'configs it does not list yet')
     return parser.parse_args(argv)
 
 
@@ -35,9 +44,14 @@ def main(argv=None) -> int:
     from moe_seg_plugin.evaluation.model_index import model_index
     from moe_seg_plugin_startup.config_scope import config_root
 
+    kept = []
+    if args.update and osp.exists(args.out):
+        with open(args.out, encoding='utf-8') as f:
+            kept = (yaml.safe_load(f) or {}).get('Models') or []
     ok, index = clear_errors(lambda: model_index(
         config_root(), flops=not args.no_flops,
-        progress=lambda path: print(f'  {path}', file=sys.stderr)))
+        progress=lambda path: print(f'  {path}', file=sys.stderr),
+        kept=kept))
     if not ok:
         return 2
     header = ('# Written by tools/model_index.py; read by `mim search '

@@ -5,7 +5,8 @@ config key, a missing or empty data folder, an unreadable checkpoint).
 :func:`as_setup_error` turns the few errors MMEngine, MMSeg and torch raise
 deep inside for such mistakes into one: an unknown keyword in a config
 section (TypeError), an unknown ``type`` (KeyError from the registry), a
-checkpoint torch cannot read.
+checkpoint torch cannot read, an mmpretrain backbone without the plugin's
+mmpretrain extra.
 """
 import pickle
 import re
@@ -15,6 +16,9 @@ from types import FrameType, TracebackType
 from typing import Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
+from moe_seg_plugin_startup.mmpretrain_extra import (MissingMmpretrainExtra,
+                                                     extra_message, first_line,
+                                                     torchvision_failed)
 
 #: "Cls.__init__() got an unexpected keyword argument 'key'"
 UNEXPECTED_KEYWORD = re.compile(
@@ -39,7 +43,8 @@ def as_setup_error(exc: BaseException) -> Optional[SetupError]:
     """
     if isinstance(exc, SetupError):
         return exc
-    for explain in (unreadable_checkpoint, unknown_keyword, unknown_type):
+    for explain in (unreadable_checkpoint, unknown_keyword, unknown_type,
+                    missing_mmpretrain_extra):
         error = explain(exc)
         if error is not None:
             return error
@@ -92,6 +97,42 @@ def _reason(exc: BaseException) -> str:
         return 'safe loading refused it: ' + (detail[0] if detail else '')
     first = text.splitlines()[0]
     return first.split('. ')[0].rstrip('.')
+
+
+def _zoo_failure(exc: BaseException) -> Optional[str]:
+    """Why mmpretrain's model zoo failed to import torchvision, if ``exc``
+    (or an error it came from) is that failure, else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, MissingMmpretrainExtra):
+            return exc.reason
+        in_zoo = any('/mmpretrain/' in f.f_code.co_filename.replace('\\', '/')
+                     for f in frames(exc.__traceback__))
+        if in_zoo and torchvision_failed(exc):  # start-up hook switched off
+            return first_line(exc)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def missing_mmpretrain_extra(exc: BaseException) -> Optional[SetupError]:
+    """An ``mmpretrain.*`` model in the config without the plugin's
+    mmpretrain extra (torchvision missing or not fitting torch): names
+    the config section and type, the extra and the install command."""
+    reason = _zoo_failure(exc)
+    if reason is None:
+        return None
+    stack = frames(exc.__traceback__)
+    built_type, _ = _built_cfg(stack)
+    cfg = _config(stack)
+    typed = [
+        path for path, node in _walk(cfg.to_dict(), '')
+        if built_type and node.get('type') == built_type
+    ] if cfg is not None else []
+    if typed:
+        return SetupError(
+            extra_message(reason, f'{typed[0]}: type={built_type!r}'))
+    return SetupError(extra_message(reason))
 
 
 def unknown_keyword(exc: BaseException) -> Optional[SetupError]:

@@ -161,7 +161,8 @@ def model_entry(root: str, relative: str, flops: bool = True) -> dict:
 
 
 def model_index(root: str, configs: Optional[List[str]] = None,
-                flops: bool = True, progress=None) -> dict:
+                flops: bool = True, progress=None,
+                kept: Optional[List[dict]] = None) -> dict:
     """The whole model index.
 
     Args:
@@ -170,12 +171,20 @@ def model_index(root: str, configs: Optional[List[str]] = None,
             shipped ones.
         flops (bool): Count parameters and FLOPs. Default: True.
         progress (callable, optional): Called with each config's path.
+        kept (list[dict], optional): Entries of an earlier index to reuse
+            for the configs they list (``Config`` key); only the other
+            configs are counted.
 
     Returns:
         dict: ``Collections`` and ``Models``, ready for ``yaml.safe_dump``.
     """
+    reuse = {entry['Config']: entry for entry in kept or []}
     models = []
     for relative in configs or shipped_configs(root):
+        listed = reuse.get(osp.join('configs', relative).replace(os.sep, '/'))
+        if listed is not None:
+            models.append(listed)
+            continue
         if progress is not None:
             progress(relative)
         models.append(model_entry(root, relative, flops))

@@ -20,6 +20,21 @@ CONFIG_ROOT = pathlib.Path(__file__).resolve().parents[2] / 'configs'
 CONFIGS = sorted(
     p for p in CONFIG_ROOT.rglob('*.py')
     if '_base_' not in p.parts and 'families' not in p.parts)
+#: Configs whose backbone comes from mmpretrain's model zoo (torchvision):
+#: without the mmpretrain extra they are skipped here and run by
+#: tests/e2e/test_mmpretrain_extra.py, which installs the extra.
+MMPRETRAIN_FOLDERS = ('convnext', )
+
+
+def _skip_without_mmpretrain_extra(path):
+    if not set(MMPRETRAIN_FOLDERS) & set(path.relative_to(CONFIG_ROOT).parts):
+        return
+    from moe_seg_plugin_startup.mmpretrain_extra import \
+        MissingMmpretrainExtra
+    try:
+        import mmpretrain.models  # noqa: F401
+    except MissingMmpretrainExtra as exc:
+        pytest.skip(f'needs the mmpretrain extra ({exc.reason})')
 
 
 def _batch(size, num_classes=19, batch=2):
@@ -47,6 +62,28 @@ def test_every_family_has_configs():
             assert f'patchmoe_{found[0]}' in names
 
 
+@pytest.mark.parametrize('stem', [
+    'upernet_convnext-t_4xb2-80k_cityscapes-512x1024',
+    'upernet_convnext-t_1xb4-1k_street-cityscapes-256x256'
+])
+def test_mmpretrain_configs_place_moe_in_head_and_backbone(stem):
+    """Read without the extra: the zoo is imported when the backbone is
+    built, not when the config is read."""
+    folder = CONFIG_ROOT / 'convnext'
+    stock, head, backbone = (Config.fromfile(str(folder / f'{p}{stem}.py'))
+                             for p in ('', 'patchmoe_', 'patchmoe-backbone_'))
+    for cfg in (stock, head, backbone):
+        assert cfg.model.backbone.type == 'mmpretrain.ConvNeXt'
+        assert cfg.model.backbone.arch == 'tiny'
+        assert cfg.model.backbone.init_cfg is None  # nothing downloads
+        assert 'mmpretrain.models' not in str(cfg.custom_imports)
+    assert head.model.decode_head.type == 'PatchMoEHead'
+    assert head.model.decode_head.head_type == 'UPerHead'
+    assert backbone.model.type == 'PatchMoESegmentor'
+    assert [layer.target for layer in backbone.model.moe_layers] == [
+        'backbone.stages.3.0.depthwise_conv']
+
+
 def test_placement_and_shared_expert_presets_cover_every_architecture():
     ablations = CONFIG_ROOT / 'ablations'
     for family in ('deeplabv3plus_r18-d8', 'pspnet_r18-d8', 'lraspp_m-v3-d8',
@@ -60,6 +97,7 @@ def test_placement_and_shared_expert_presets_cover_every_architecture():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.stem)
 def test_config_builds_and_runs(path):
+    _skip_without_mmpretrain_extra(path)
     cfg = Config.fromfile(str(path))
     assert cfg.model.get('pretrained') is None
     init_default_scope(cfg.get('default_scope', 'mmseg'))
