@@ -10,7 +10,7 @@ from torch import nn
 from moe_seg_plugin.engine import load_config
 from moe_seg_plugin.evaluation.model_index import (architecture_of,
                                                    crop_size, model_entry,
-                                                   moe_settings,
+                                                   model_index, moe_settings,
                                                    shipped_configs,
                                                    training_data)
 from moe_seg_plugin.moe import PatchConvMoE
@@ -38,6 +38,22 @@ def test_every_shipped_config_is_listed_once(index):
     assert len(set(names)) == len(names)
     collections = {c['Name'] for c in index['Collections']}
     assert {m['In Collection'] for m in index['Models']} == collections
+
+
+def test_update_reuses_listed_entries_and_counts_only_new_configs():
+    enet = 'enet/enet_1xb4-1k_street-cityscapes-256x256.py'
+    moe = 'enet/patchmoe_enet_1xb4-1k_street-cityscapes-256x256.py'
+    listed = {'Name': 'kept as listed', 'Config': 'configs/' + enet,
+              'In Collection': 'ENet', 'Metadata': {}}
+    gone = dict(listed, Config='configs/enet/no_longer_shipped.py')
+    counted = []
+    index = model_index(config_root(), configs=[enet, moe], flops=False,
+                        progress=counted.append, kept=[listed, gone])
+    assert counted == [moe]
+    assert index['Models'][0] is listed
+    assert index['Models'][1]['Config'] == 'configs/' + moe
+    assert [m['Config'] for m in index['Models']] == [
+        'configs/' + enet, 'configs/' + moe]
 
 
 def test_families_and_bases_are_not_configs():
