@@ -113,9 +113,15 @@ def test_mmseg_build_ends_with_the_advice(tmp_path, how):
 @pytest.mark.slow
 @pytest.mark.parametrize('hook', ['1', '0'])
 def test_train_prints_one_line_naming_the_section_and_extra(tmp_path, hook):
+    from moe_seg_plugin.datasets import write_cityscapes
+    data = str(tmp_path / 'street')
+    write_cityscapes(data, num_train=1, num_val=1, height=32, width=64)
+    roots = [f'{loader}.dataset.data_root={data}'
+             for loader in ('train_dataloader', 'val_dataloader',
+                            'test_dataloader')]
     result = _run(['tools/train.py', CONFIG, '--work-dir',
-                   str(tmp_path / 'work')], tmp_path, 'missing',
-                  MOE_SEG_PLUGIN_STARTUP=hook)
+                   str(tmp_path / 'work'), '--cfg-options', *roots],
+                  tmp_path, 'missing', MOE_SEG_PLUGIN_STARTUP=hook)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     errors = [line for line in lines if line.startswith('error: ')]

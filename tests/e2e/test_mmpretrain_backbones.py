@@ -126,6 +126,30 @@ def test_convnext_with_moe_in_the_backbone_trains_and_predicts(
     assert shape == '(1, 128, 256)'
 
 
+def test_moe_in_mmpretrain_resnet(python):
+    """The other zoo backbone the README names: a PatchConvMoE at
+    ``backbone.layer4.1.conv2`` of ``mmpretrain.ResNet``."""
+    code = (
+        'import torch, moe_seg_plugin\n'
+        'from mmengine.registry import init_default_scope\n'
+        'from mmseg.registry import MODELS\n'
+        'from moe_seg_plugin.models import moe_layers\n'
+        'init_default_scope("mmseg")\n'
+        'model = MODELS.build(dict(\n'
+        '    type="PatchMoESegmentor",\n'
+        '    backbone=dict(type="mmpretrain.ResNet", depth=18),\n'
+        '    decode_head=dict(type="FCNHead", in_channels=512, channels=16,\n'
+        '                     num_classes=3),\n'
+        '    moe_layers=[dict(target="backbone.layer4.1.conv2",\n'
+        '                     num_experts=4, top_k=2, grid=(2, 2))]))\n'
+        'out = model(torch.rand(1, 3, 64, 64), mode="tensor")\n'
+        'print(list(moe_layers(model)), tuple(out.shape))\n')
+    out = _run([python, '-c', code])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == \
+        "['backbone.layer4.1.conv2'] (1, 3, 2, 2)"
+
+
 def test_every_convnext_config_builds_and_runs(python):
     """tests/configs/test_configs.py on the ConvNeXt configs, which it
     skips without the extra."""
