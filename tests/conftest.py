@@ -8,3 +8,27 @@ import moe_seg_plugin  # noqa: F401  (compat layer + registrations)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+#: Config folders whose backbones come from mmpretrain's model zoo
+#: (torchvision): without the mmpretrain extra, tests that build them skip;
+#: tests/e2e/test_mmpretrain_backbones.py installs the extra and runs them.
+MMPRETRAIN_FOLDERS = ('convnext', )
+
+
+@pytest.fixture
+def skip_without_mmpretrain_extra():
+    """A function that skips the test for a config path under one of
+    ``MMPRETRAIN_FOLDERS`` when mmpretrain's model zoo cannot import."""
+
+    def skip(path) -> None:
+        if not set(MMPRETRAIN_FOLDERS) & set(str(path).split('/')):
+            return
+        from moe_seg_plugin_startup.mmpretrain_extra import \
+            MissingMmpretrainExtra
+        try:
+            import mmpretrain.models  # noqa: F401
+        except MissingMmpretrainExtra as exc:
+            pytest.skip(f'needs the mmpretrain extra ({exc.reason})')
+
+    return skip

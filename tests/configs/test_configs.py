@@ -20,23 +20,6 @@ CONFIG_ROOT = pathlib.Path(__file__).resolve().parents[2] / 'configs'
 CONFIGS = sorted(
     p for p in CONFIG_ROOT.rglob('*.py')
     if '_base_' not in p.parts and 'families' not in p.parts)
-#: Configs whose backbone comes from mmpretrain's model zoo (torchvision):
-#: without the mmpretrain extra they are skipped here and run by
-#: tests/e2e/test_mmpretrain_extra.py, which installs the extra.
-MMPRETRAIN_FOLDERS = ('convnext', )
-
-
-def _skip_without_mmpretrain_extra(path):
-    if not set(MMPRETRAIN_FOLDERS) & set(path.relative_to(CONFIG_ROOT).parts):
-        return
-    from moe_seg_plugin_startup.mmpretrain_extra import \
-        MissingMmpretrainExtra
-    try:
-        import mmpretrain.models  # noqa: F401
-    except MissingMmpretrainExtra as exc:
-        pytest.skip(f'needs the mmpretrain extra ({exc.reason})')
-
-
 def _batch(size, num_classes=19, batch=2):
     inputs = torch.rand(batch, 3, *size) * 255
     samples = []
@@ -96,8 +79,8 @@ def test_placement_and_shared_expert_presets_cover_every_architecture():
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.stem)
-def test_config_builds_and_runs(path):
-    _skip_without_mmpretrain_extra(path)
+def test_config_builds_and_runs(path, skip_without_mmpretrain_extra):
+    skip_without_mmpretrain_extra(path)
     cfg = Config.fromfile(str(path))
     assert cfg.model.get('pretrained') is None
     init_default_scope(cfg.get('default_scope', 'mmseg'))

@@ -151,10 +151,11 @@ def test_moe_in_mmpretrain_resnet(python):
 
 
 def test_every_convnext_config_builds_and_runs(python):
-    """tests/configs/test_configs.py on the ConvNeXt configs, which it
-    skips without the extra."""
+    """The config tests on the ConvNeXt configs, which they skip without
+    the extra."""
     out = _run([python, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
-                'tests/configs/test_configs.py', '-k', 'convnext', '-rs'])
+                'tests/configs/test_configs.py',
+                'tests/models/test_stock_cfg.py', '-k', 'convnext', '-rs'])
     assert out.returncode == 0, out.stdout[-3000:]
-    assert '8 passed' in out.stdout and 'skipped' not in out.stdout, \
+    assert '9 passed' in out.stdout and 'skipped' not in out.stdout, \
         out.stdout[-2000:]

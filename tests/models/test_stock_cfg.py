@@ -38,11 +38,13 @@ def _shapes(model_cfg) -> dict:
 def test_every_architecture_has_a_moe_config():
     folders = {path.parent.name for path in MOE_CONFIGS}
     assert folders == {'deeplabv3plus', 'pspnet', 'lraspp', 'unet', 'erfnet',
-                       'enet'}
+                       'enet', 'convnext'}
 
 
 @pytest.mark.parametrize('moe_path', MOE_CONFIGS, ids=lambda p: p.name)
-def test_derived_stock_model_is_the_baseline_beside_it(moe_path):
+def test_derived_stock_model_is_the_baseline_beside_it(
+        moe_path, skip_without_mmpretrain_extra):
+    skip_without_mmpretrain_extra(moe_path)
     baseline_path = moe_path.with_name(moe_path.name[len('patchmoe_'):])
     assert baseline_path.is_file(), f'no baseline beside {moe_path.name}'
     moe = load_config(str(moe_path))
