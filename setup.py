@@ -52,7 +52,7 @@ EXTRAS = {
     # imports torchvision, whose registry releases each need one exact torch.
     # 2.14.1 + 0.29.1 is the newest pair these machines hold (a CUDA build,
     # about 5.5 GB, which also runs on the CPU) and the pair tested with the
-    # plugin (tests/e2e/test_mmpretrain_extra.py). Install it instead of
+    # plugin (tests/e2e/test_mmpretrain_backbones.py). Install it instead of
     # `lite`, not beside it: their torch pins exclude each other.
     'mmpretrain': ['mmcv-lite>=2.0.0rc4,<2.2.0', 'torch==2.14.1',
                    'torchvision==0.29.1'],

@@ -4,7 +4,7 @@ start-up.
 Installing the plugin puts ``moe_seg_plugin_startup.pth`` in site-packages;
 Python runs it when it starts and it calls :func:`install`, which adds one
 import hook (a :data:`sys.meta_path` finder). The hook imports nothing itself
-(this module uses the standard library only) and acts on two imports:
+(this module uses the standard library only) and acts on three imports:
 
 * ``mmcv.ops`` when mmcv has no compiled extension (mmcv-lite): the import
   gets the pure-torch stand-in of :mod:`moe_seg_plugin_startup.mmcv_ops`, so
@@ -31,8 +31,9 @@ import importlib.machinery
 import os
 import sys
 from types import ModuleType
-from typing import Callable, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
+from .loaders import WrappedLoader
 from .mmpretrain_extra import ZOO_MODULE, ExplainZooImport
 
 DISABLE_ENV = 'MOE_SEG_PLUGIN_STARTUP'
@@ -67,28 +68,30 @@ class _FallbackOpsLoader(importlib.abc.Loader):
             mmcv.ops = module
 
 
-class _RunAfterLoad(importlib.abc.Loader):
+class _RunAfterLoad(WrappedLoader):
     """Wraps a module's own loader and calls ``after`` once it has run."""
 
     def __init__(self, loader: importlib.abc.Loader,
                  after: Callable[[], object]):
-        self.loader = loader
+        super().__init__(loader)
         self.after = after
-
-    def create_module(self, spec) -> Optional[ModuleType]:
-        return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         self.loader.exec_module(module)
         self.after()
 
-    def __getattr__(self, name: str):
-        return getattr(self.loader, name)
-
 
 def _register_config_scope() -> None:
     from .config_scope import register_config_scope
     register_config_scope()
+
+
+#: Modules whose own loader the hook wraps, and how.
+_WRAPPED: Dict[str, Callable[[importlib.abc.Loader], WrappedLoader]] = {
+    'mmengine.config': lambda loader: _RunAfterLoad(
+        loader, _register_config_scope),
+    ZOO_MODULE: ExplainZooImport,
+}
 
 
 class OpenMMLabStartupHook(importlib.abc.MetaPathFinder):
@@ -101,18 +104,13 @@ class OpenMMLabStartupHook(importlib.abc.MetaPathFinder):
                 return None
             return importlib.machinery.ModuleSpec(fullname,
                                                   _FallbackOpsLoader())
-        if fullname == 'mmengine.config':
-            spec = self._spec_from_other_finders(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _RunAfterLoad(spec.loader,
-                                            _register_config_scope)
-            return spec
-        if fullname == ZOO_MODULE:
-            spec = self._spec_from_other_finders(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                spec.loader = ExplainZooImport(spec.loader)
-            return spec
-        return None
+        wrap = _WRAPPED.get(fullname)
+        if wrap is None:
+            return None
+        spec = self._spec_from_other_finders(fullname, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = wrap(spec.loader)
+        return spec
 
     def _spec_from_other_finders(self, fullname, path, target):
         for finder in sys.meta_path:

@@ -9,9 +9,10 @@ for that reason, :class:`ExplainZooImport` re-raises it as
 install command (the start-up hook wraps ``mmpretrain.models``' loader with
 it, so MMSeg's own tools end with that line too). Standard library only.
 """
-import importlib.abc
 from types import ModuleType, TracebackType
 from typing import Optional
+
+from .loaders import WrappedLoader
 
 #: The module MMEngine imports for the ``mmpretrain.`` registry scope.
 ZOO_MODULE = 'mmpretrain.models'
@@ -70,19 +71,14 @@ def torchvision_failed(exc: BaseException) -> bool:
 
 
 def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its class name if empty)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class ExplainZooImport(importlib.abc.Loader):
+class ExplainZooImport(WrappedLoader):
     """Wraps ``mmpretrain.models``' own loader; a torchvision failure while
     it runs is re-raised as :class:`MissingMmpretrainExtra`."""
-
-    def __init__(self, loader: importlib.abc.Loader):
-        self.loader = loader
-
-    def create_module(self, spec) -> Optional[ModuleType]:
-        return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         try:
@@ -93,6 +89,3 @@ class ExplainZooImport(importlib.abc.Loader):
             if not torchvision_failed(exc):
                 raise
             raise MissingMmpretrainExtra(first_line(exc)) from exc
-
-    def __getattr__(self, name: str):
-        return getattr(self.loader, name)

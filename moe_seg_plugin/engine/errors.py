@@ -125,13 +125,12 @@ def missing_mmpretrain_extra(exc: BaseException) -> Optional[SetupError]:
     stack = frames(exc.__traceback__)
     built_type, _ = _built_cfg(stack)
     cfg = _config(stack)
-    typed = [
-        path for path, node in _walk(cfg.to_dict(), '')
-        if built_type and node.get('type') == built_type
-    ] if cfg is not None else []
-    if typed:
+    section = next((path for path, node in _walk(cfg.to_dict(), '')
+                    if node.get('type') == built_type),
+                   None) if cfg is not None and built_type else None
+    if section is not None:
         return SetupError(
-            extra_message(reason, f'{typed[0]}: type={built_type!r}'))
+            extra_message(reason, f'{section}: type={built_type!r}'))
     return SetupError(extra_message(reason))
 
 
