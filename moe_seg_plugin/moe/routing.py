@@ -1,6 +1,6 @@
 """Top-k routing and the record each forward pass leaves behind."""
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -42,6 +42,17 @@ class RoutingRecord:
     col_sizes: Tuple[int, ...] = field(default_factory=tuple)
     out_size: Tuple[int, int] = (0, 0)
     weighting: str = 'renormalized'
+
+    def placed(self, layout, batch: int) -> 'RoutingRecord':
+        """This record with the grid and where its cells lie filled in
+        from a ``PatchLayout`` of ``batch`` images (returns ``self``)."""
+        self.grid = (batch, ) + layout.grid
+        self.row_starts = tuple(layout.rows.starts)
+        self.row_sizes = tuple(layout.rows.sizes)
+        self.col_starts = tuple(layout.cols.starts)
+        self.col_sizes = tuple(layout.cols.sizes)
+        self.out_size = layout.out_size
+        return self
 
     @property
     def num_experts(self) -> int:
@@ -126,21 +137,12 @@ def top_k_route(logits: Tensor,
                          weighting=weighting)
 
 
-def expert_members(choices: Sequence[Sequence[int]],
-                   num_experts: int) -> List[List[Tuple[int, int]]]:
-    """The patches each expert was chosen for.
-
-    Args:
-        choices (list[list[int]]): Chosen experts per patch (T x k), as
-            host lists.
-        num_experts (int): N.
-
-    Returns:
-        list[list[tuple[int, int]]]: Per expert, (patch, index of the
-        weight in the flat T * k weights) pairs, patches in order.
-    """
-    members: List[List[Tuple[int, int]]] = [[] for _ in range(num_experts)]
-    for patch, chosen in enumerate(choices):
-        for rank, expert in enumerate(chosen):
-            members[expert].append((patch, patch * len(chosen) + rank))
-    return members
+def count_values(values: Tensor, size: int) -> Tensor:
+    """How often each of 0 .. size - 1 appears in ``values`` (any shape; an
+    expert per slot, say), as a long tensor (size,) on its device: a
+    scatter-add, which unlike ``torch.bincount`` needs no host sync on
+    CUDA."""
+    flat = values.reshape(-1)
+    return torch.zeros(size, dtype=torch.long,
+                       device=flat.device).scatter_add_(
+                           0, flat, torch.ones_like(flat))

@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .routing import RoutingRecord
+from .routing import RoutingRecord, count_values
 
 
 def cv_squared(x: Tensor, eps: float = 1e-10) -> Tensor:
@@ -34,8 +34,7 @@ def expert_usage(record: RoutingRecord) -> Tensor:
     Returns:
         Tensor: Shape (N,).
     """
-    counts = torch.bincount(record.experts.flatten(),
-                            minlength=record.num_experts)
+    counts = count_values(record.experts, record.num_experts)
     return counts.float() / counts.sum().clamp_min(1)
 
 
@@ -355,9 +354,8 @@ def class_expert_counts(record: RoutingRecord, image_index: int,
     label = label.to(cells.device).long()
     valid = (cells >= 0) & (label >= 0) & (label < num_classes)
     pairs = label[valid] * per_image + cells[valid]
-    class_cell = torch.bincount(
-        pairs, minlength=num_classes * per_image).double().view(
-            num_classes, per_image)
+    class_cell = count_values(pairs, num_classes * per_image).double(
+    ).view(num_classes, per_image)
     first = image_index * per_image
     experts = record.experts[first:first + per_image].to(cells.device)
     slots = class_cell.new_zeros(num_classes, record.num_experts)
