@@ -5,8 +5,8 @@ The steps, in the order a forward pass takes them (see
 ``PatchConvMoE.forward``): :func:`group_by_expert` sorts the (patch, expert)
 slots by expert; ``patches.patchify`` gathers their windows in that order;
 :func:`run_experts` runs each expert once, on its contiguous run of windows;
-:func:`combine` puts each patch's k outputs side by side again and sums them
-with their mixing weights. Index tensors carry the routing on the device;
+``patches.combine`` mixes each output pixel from its patch's k outputs with
+their mixing weights. Index tensors carry the routing on the device;
 the only value read back to the host is how many windows each expert gets
 (to split the windows), one small transfer per forward pass.
 """
@@ -100,25 +100,26 @@ def run_experts(experts: Sequence[nn.Module], steps: Sequence[StageStep],
     """
     counts = groups.counts
     chosen = counts
-    sliced = masks.count(None) != len(masks)
     training = experts[0].training if len(experts) else False
     if training and world_size() > 1 and has_collective_norm(experts):
         chosen = global_counts(counts, x.device)
     pixels = layout.rows.patch * layout.cols.patch
+    # split, not slices: its backward puts the windows' gradients side by
+    # side in one copy, where each slice's would fill a zero tensor of all
+    # windows.
+    runs = zip(windows.split(counts), groups.patches.split(counts),
+               *[[None] * len(counts) if m is None else m.split(counts)
+                 for m in masks])
     outputs = []
-    start = 0
-    for expert, count, anywhere in zip(experts, counts, chosen):
-        end = start + count
-        if anywhere:
-            mine = masks if not sliced else [
-                None if m is None else m[start:end] for m in masks]
-            if training and count * pixels == 1 and _has_batch_norm(expert):
-                outputs.append(_run_with_context(expert, steps, x, layout,
-                                                 groups.patches[start:end]))
-            else:
-                outputs.append(
-                    run_expert(expert, steps, windows[start:end], mine))
-        start = end
+    for expert, count, anywhere, (mine, patches, *mine_masks) in zip(
+            experts, counts, chosen, runs):
+        if not anywhere:
+            continue
+        if training and count * pixels == 1 and _has_batch_norm(expert):
+            outputs.append(
+                _run_with_context(expert, steps, x, layout, patches))
+        else:
+            outputs.append(run_expert(expert, steps, mine, mine_masks))
     return torch.cat(outputs)
 
 
@@ -133,22 +134,4 @@ def _run_with_context(expert: nn.Module, steps: Sequence[StageStep],
     return out.index_select(0, patches)
 
 
-def combine(outputs: Tensor, groups: ExpertGroups, weights: Tensor) -> Tensor:
-    """Each patch's weighted sum of its k experts' outputs.
-
-    Args:
-        outputs (Tensor): (S, C_out, ph, pw) in expert order.
-        groups (ExpertGroups): The slots.
-        weights (Tensor): Mixing weights (T, k).
-
-    Returns:
-        Tensor: (T, C_out, ph, pw), patches in the layout's order.
-    """
-    patches, k = weights.shape
-    per_patch = outputs.index_select(0, groups.inverse).view(
-        patches, k, *outputs.shape[1:])
-    mixed = per_patch * weights.to(outputs.dtype).view(patches, k, 1, 1, 1)
-    return mixed.sum(dim=1)
-
-
-__all__ = ['ExpertGroups', 'group_by_expert', 'run_experts', 'combine']
+__all__ = ['ExpertGroups', 'group_by_expert', 'run_experts']

@@ -3,15 +3,16 @@ import logging
 import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import torch
 from torch import Tensor, nn
 
-from .dispatch import combine, group_by_expert, run_experts
+from .dispatch import group_by_expert, run_experts
 from .experts import (EXPERT_INITS, add_relative_noise,
                       check_runs_on_windows, make_experts, reinitialise,
                       stage_steps)
 from .geometry import ChainAxis, channels, conv_stages
 from .losses import MoELoadLoss
-from .patches import (PatchLayout, axis_layout, depatchify, patchify,
+from .patches import (PatchLayout, axis_layout, combine, patchify,
                       stage_masks)
 from .registry import BALANCE_LOSSES, GATES, ConfigLike
 from .routing import WEIGHTINGS, RoutingRecord, top_k_route
@@ -252,16 +253,21 @@ class PatchConvMoE(nn.Module):
                              'it needs at least one image to route')
         batch = x.shape[0]
         layout = self.layout(x.shape[2], x.shape[3])
+        # The dispatch works on pixels (channels-last); the output keeps the
+        # input's memory format, as torch's convolutions do.
+        keep_channels_last = not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last)
+        pixels = x.contiguous(memory_format=torch.channels_last)
         record = self.route(self.gate(x, layout.cell_means))
         self.last_routing = record.placed(layout, batch)
         groups = group_by_expert(record.experts, self.num_experts,
                                  self._forced_expert)
-        windows = patchify(x, layout, groups.patches)
+        windows = patchify(pixels, layout, groups.patches)
         masks = stage_masks(layout, self.expert_masked, groups.patches, x)
-        outputs = run_experts(self.experts, self.expert_steps, x, layout,
-                              groups, windows, masks)
-        out = depatchify(combine(outputs, groups, record.weights), layout,
-                         batch)
+        outputs = run_experts(self.experts, self.expert_steps, pixels,
+                              layout, groups, windows, masks)
+        out = combine(outputs, layout, groups.inverse.view_as(record.experts),
+                      record.weights, batch, keep_channels_last)
         # A shared expert takes every patch with weight 1: that is the
         # module on the whole map.
         for expert in self.shared_experts:

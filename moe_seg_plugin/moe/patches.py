@@ -10,9 +10,12 @@ zeros where it lies past the map (the replaced layer's own zero padding).
 Experts run on windows without padding of their own, so a window yields
 its patch's outputs and nothing else.
 
-:func:`patchify` gathers the windows of any list of patches with index
-operations whose number does not depend on the batch or the number of
-patches; :func:`depatchify` puts one output per patch back into a map.
+:func:`patchify` gathers the windows of any list of patches and
+:func:`combine` mixes patch outputs back into a map, each with a number of
+operations that depends on neither the batch nor the number of patches.
+Both work on pixel rows (channels-last: each pixel's channels side by
+side), so that a gather moves whole rows; the experts run channels-last too
+(the faster convolution on a CPU, and the layout tensor cores want).
 """
 import math
 from dataclasses import dataclass
@@ -74,21 +77,23 @@ class AxisLayout:
         bounds = self.core_bounds
         return [max(b - a, 0) for a, b in zip(bounds, bounds[1:])]
 
-    def window_index(self) -> List[int]:
-        """Positions in the padded input of every window, window after
-        window (``count * window`` entries)."""
-        return [
-            start + self.pad_before + t for start in self.window_starts
-            for t in range(self.window)
-        ]
+    def padded_size(self) -> int:
+        """Input length with the padding :func:`patchify` adds."""
+        return self.pad_before + self.in_size + self.pad_after
 
-    def output_index(self) -> List[int]:
-        """For each output pixel, its position among the patches laid end
-        to end at their common size (``count * patch`` positions)."""
-        return [
-            index * self.patch + t
-            for index, size in enumerate(self.sizes) for t in range(size)
-        ]
+    def window_index(self) -> List[List[int]]:
+        """Per patch, the input positions of its window (negative or past
+        the input where it lies in the zero padding)."""
+        return [[start + t for t in range(self.window)]
+                for start in self.window_starts]
+
+    def pixel_index(self) -> Tuple[List[int], List[int]]:
+        """For each output pixel, its patch and its position in that
+        patch."""
+        patches = [i for i, size in enumerate(self.sizes)
+                   for _ in range(size)]
+        within = [t for size in self.sizes for t in range(size)]
+        return patches, within
 
     def stage_mask(self, stage: int) -> List[List[float]]:
         """Per patch, 1 where its window output of ``stage`` lies inside
@@ -208,8 +213,11 @@ class PatchLayout:
                 dtype: torch.dtype) -> Dict[str, Tensor]:
         """The layout's index and mask tensors on ``device``, made once:
 
-        - 'window_rows', 'window_cols': :meth:`AxisLayout.window_index`;
-        - 'output_rows', 'output_cols': :meth:`AxisLayout.output_index`;
+        - 'cell_windows': (gh * gw, Lh * Lw) where each window's pixels
+          lie in an image padded by :func:`patchify`, row after row;
+        - 'pixel_cells', 'pixel_offsets': (Ho * Wo,) for each output pixel,
+          its patch's grid cell and its place in the patch (``ph * pw``
+          places);
         - 'areas': (gh, gw) pixels each patch owns (at least 1);
         - 'stage_<j>': (gh * gw, 1, h, w), 1 where a window's output of
           stage j lies inside the stage's dense output
@@ -229,11 +237,17 @@ class PatchLayout:
         def longs(values) -> Tensor:
             return torch.tensor(values, dtype=torch.long, device=device)
 
+        rows, cols = longs(r.window_index()), longs(c.window_index())
+        windows = ((rows[:, None, :, None] + r.pad_before) *
+                   c.padded_size() + cols[None, :, None, :] + c.pad_before)
+        row_cells, row_within = map(longs, r.pixel_index())
+        col_cells, col_within = map(longs, c.pixel_index())
         made = {
-            'window_rows': longs(r.window_index()),
-            'window_cols': longs(c.window_index()),
-            'output_rows': longs(r.output_index()),
-            'output_cols': longs(c.output_index()),
+            'cell_windows': windows.reshape(self.cells, -1),
+            'pixel_cells': (row_cells[:, None] * c.count +
+                            col_cells[None, :]).reshape(-1),
+            'pixel_offsets': (row_within[:, None] * c.patch +
+                              col_within[None, :]).reshape(-1),
             'areas': torch.tensor(
                 [[max(h, 1) * max(w, 1) for w in c.core_sizes()]
                  for h in r.core_sizes()], dtype=dtype, device=device),
@@ -268,8 +282,9 @@ class PatchLayout:
 
 
 def patchify(x: Tensor, layout: PatchLayout, patches: Tensor) -> Tensor:
-    """The windows of ``patches``: one pad, two index selects for all
-    windows' rows and columns, one gather of the chosen ones.
+    """The windows of ``patches``, gathered from a padded channels-last copy
+    of ``x`` with one index select (its rows are pixels, so each gathered
+    row is one pixel's channels in a row).
 
     Args:
         x (Tensor): The input map (B, C, H, W).
@@ -278,39 +293,71 @@ def patchify(x: Tensor, layout: PatchLayout, patches: Tensor) -> Tensor:
             order, repeats allowed.
 
     Returns:
-        Tensor: (S, C, Lh, Lw), zeros where a window lies past the map.
+        Tensor: (S, C, Lh, Lw) in channels-last memory format, zeros where
+        a window lies past the map.
     """
     r, c = layout.rows, layout.cols
-    found = layout.tensors(x.device, x.dtype)
-    padded = F.pad(x, (c.pad_before, c.pad_after, r.pad_before,
-                       r.pad_after))
-    windows = padded.index_select(2, found['window_rows']).index_select(
-        3, found['window_cols'])
-    windows = windows.view(x.shape[0], x.shape[1], r.count, r.window,
-                           c.count, c.window)
+    channels = x.shape[1]
+    # Rows of the padded channels-last map are pixels: each gathered row
+    # holds one pixel's channels.
+    pixels = F.pad(x.permute(0, 2, 3, 1),
+                   (0, 0, c.pad_before, c.pad_after, r.pad_before,
+                    r.pad_after)).reshape(-1, channels)
     image = torch.div(patches, layout.cells, rounding_mode='floor')
     cell = patches - image * layout.cells
-    row = torch.div(cell, c.count, rounding_mode='floor')
-    # Index tensors in dims 0, 2, 4 around slices: the gathered dimension
-    # comes first, (S, C, Lh, Lw).
-    return windows[image, :, row, :, cell - row * c.count, :]
+    found = layout.tensors(x.device, x.dtype)
+    index = found['cell_windows'].index_select(0, cell) + (
+        image * (r.padded_size() * c.padded_size()))[:, None]
+    windows = pixels.index_select(0, index.reshape(-1))
+    return windows.view(-1, r.window, c.window, channels).permute(0, 3, 1, 2)
+
+
+def combine(outputs: Tensor, layout: PatchLayout, slots: Tensor,
+            weights: Optional[Tensor], batch: int,
+            channels_last: bool = False) -> Tensor:
+    """Mix patch outputs into the output map: each output pixel is the
+    weighted sum of the same pixel of its patch's k outputs, one
+    ``embedding_bag`` over the outputs' pixels.
+
+    Args:
+        outputs (Tensor): (S, C, ph, pw) patch outputs, any order.
+        layout (PatchLayout): The patch layout.
+        slots (Tensor): (B * gh * gw, k) for each patch (layout order), the
+            rows of ``outputs`` to mix.
+        weights (Tensor, optional): (B * gh * gw, k) their mixing weights;
+            None sums them.
+        batch (int): B.
+        channels_last (bool): Return the map in channels-last memory format
+            (free) instead of contiguous (one transposing copy).
+
+    Returns:
+        Tensor: (B, C, Ho, Wo); patches' padded parts are dropped.
+    """
+    r, c = layout.rows, layout.cols
+    found = layout.tensors(outputs.device, outputs.dtype)
+    cells, k = found['pixel_cells'], slots.shape[1]
+    source = slots.view(batch, layout.cells, k).index_select(1, cells) * (
+        r.patch * c.patch) + found['pixel_offsets'][:, None]
+    if weights is not None:
+        weights = weights.view(batch, layout.cells, k).index_select(
+            1, cells).reshape(-1, k).to(outputs.dtype)
+    pixels = outputs.permute(0, 2, 3, 1).reshape(-1, outputs.shape[1])
+    mixed = F.embedding_bag(source.view(-1, k), pixels, mode='sum',
+                            per_sample_weights=weights)
+    if channels_last:
+        return mixed.view(batch, r.out_size, c.out_size, -1).permute(
+            0, 3, 1, 2)
+    # (pixels, C) -> (B, C, Ho, Wo) through a 2-D transpose (C, pixels),
+    # which torch copies blockwise: 3x faster on a CPU than one 4-D permute.
+    return mixed.t().contiguous().view(-1, batch, r.out_size,
+                                        c.out_size).transpose(0, 1).contiguous()
 
 
 def depatchify(patches: Tensor, layout: PatchLayout, batch: int) -> Tensor:
     """Put one output per patch (B * gh * gw, C, ph, pw), in the layout's
     order, back into a map (B, C, Ho, Wo); padded parts are dropped."""
-    r, c = layout.rows, layout.cols
-    grid = patches.view(batch, r.count, c.count, patches.shape[1], r.patch,
-                        c.patch)
-    out = grid.permute(0, 3, 1, 4, 2, 5).reshape(
-        batch, patches.shape[1], r.count * r.patch, c.count * c.patch)
-    if r.count * r.patch != r.out_size:
-        out = out.index_select(
-            2, layout.tensors(out.device, out.dtype)['output_rows'])
-    if c.count * c.patch != c.out_size:
-        out = out.index_select(
-            3, layout.tensors(out.device, out.dtype)['output_cols'])
-    return out
+    order = torch.arange(patches.shape[0], device=patches.device)
+    return combine(patches, layout, order[:, None], None, batch)
 
 
 def all_patches(layout: PatchLayout, batch: int,
@@ -336,5 +383,5 @@ def stage_masks(layout: PatchLayout, masked: Sequence[bool],
 
 __all__ = [
     'AxisLayout', 'PatchLayout', 'split_axis', 'axis_layout', 'patchify',
-    'depatchify', 'all_patches', 'stage_masks'
+    'combine', 'depatchify', 'all_patches', 'stage_masks'
 ]
