@@ -8,7 +8,6 @@ pointwise stages; an ``nn.Sequential`` is its children's stages in order.
 From the chain follow the output size for any input size and the window
 (input rows/columns plus halo) every output pixel depends on.
 """
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import List, Sequence, Tuple
@@ -77,7 +76,10 @@ class ChainAxis:
 
     @property
     def stride(self) -> int:
-        return math.prod(s.stride for s in self.stages)
+        total = 1
+        for s in self.stages:
+            total *= s.stride
+        return total
 
     @property
     def pad_before(self) -> int:

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .dispatch import group_by_expert, run_experts
+from .dispatch import expert_capacity, group_by_expert, run_experts
 from .experts import (EXPERT_INITS, add_relative_noise,
                       check_runs_on_windows, make_experts, reinitialise,
                       stage_steps)
@@ -73,6 +73,17 @@ class PatchConvMoE(nn.Module):
         expert_init (str): 'random' (fresh independent weights) or 'copy'
             (the module's weights plus noise: upcycling). Default: 'random'.
         init_noise (float): Relative noise for 'copy'. Default: 0.01.
+        capacity_factor (float, optional): Capacity mode: every expert runs
+            on ``ceil(capacity_factor * T * k / N)`` windows for T patches,
+            so shapes depend on the input size alone (no host sync;
+            compiles and exports with static shapes). Choices over an
+            expert's capacity are dropped (first choices kept first, then
+            patch order) and their share is in the routing statistics
+            (``dropped_share``); spare capacity runs on other patches'
+            windows whose outputs are not used (in training they count in
+            the experts' batch-norm statistics). None (default): every
+            choice runs, the per-expert counts read to the host once per
+            forward pass (one graph break under ``torch.compile``).
 
     Loading a state dict that holds the *dense* module's weights under this
     layer's prefix (a stock checkpoint) upcycles them: with
@@ -95,7 +106,8 @@ class PatchConvMoE(nn.Module):
                                      List[ConfigLike]] = None,
                  num_shared_experts: int = 0,
                  expert_init: str = 'random',
-                 init_noise: float = 0.01) -> None:
+                 init_noise: float = 0.01,
+                 capacity_factor: Optional[float] = None) -> None:
         super().__init__()
         if not isinstance(module, nn.Module):
             raise ValueError(f'module must be an nn.Module (the convolution '
@@ -129,6 +141,11 @@ class PatchConvMoE(nn.Module):
                              f'got {expert_init!r}')
         if init_noise < 0:
             raise ValueError(f'init_noise must be >= 0, got {init_noise!r}')
+        if capacity_factor is not None and not (
+                isinstance(capacity_factor, (int, float))
+                and capacity_factor > 0):
+            raise ValueError(f'capacity_factor must be a number > 0 (or '
+                             f'None), got {capacity_factor!r}')
         if noisy_gating and not noise_std > 0:
             raise ValueError(
                 f'noise_std must be > 0 with noisy_gating, got {noise_std!r}')
@@ -138,6 +155,8 @@ class PatchConvMoE(nn.Module):
         self.weighting = weighting
         self.expert_init = expert_init
         self.init_noise = float(init_noise)
+        self.capacity_factor = (None if capacity_factor is None else
+                                float(capacity_factor))
         self._dense_keys = tuple(module.state_dict().keys())
         self._dense_params = frozenset(
             name for name, _ in module.named_parameters())
@@ -260,14 +279,19 @@ class PatchConvMoE(nn.Module):
         pixels = x.contiguous(memory_format=torch.channels_last)
         record = self.route(self.gate(x, layout.cell_means))
         self.last_routing = record.placed(layout, batch)
-        groups = group_by_expert(record.experts, self.num_experts,
-                                 self._forced_expert)
+        capacity = None if self.capacity_factor is None else \
+            expert_capacity(self.capacity_factor, record.num_patches,
+                            self.top_k, self.num_experts)
+        groups = group_by_expert(record.experts, record.weights,
+                                 self.num_experts, self._forced_expert,
+                                 capacity)
+        record.kept = groups.kept
         windows = patchify(pixels, layout, groups.patches)
         masks = stage_masks(layout, self.expert_masked, groups.patches, x)
         outputs = run_experts(self.experts, self.expert_steps, pixels,
                               layout, groups, windows, masks)
-        out = combine(outputs, layout, groups.inverse.view_as(record.experts),
-                      record.weights, batch, keep_channels_last)
+        out = combine(outputs, layout, groups.slots, groups.weights, batch,
+                      keep_channels_last)
         # A shared expert takes every patch with weight 1: that is the
         # module on the whole map.
         for expert in self.shared_experts:
@@ -392,5 +416,8 @@ class PatchConvMoE(nn.Module):
     def extra_repr(self) -> str:
         split = (f'grid={self.grid}'
                  if self.grid else f'patch_size={self.patch_size}')
+        capacity = ('' if self.capacity_factor is None else
+                    f', capacity_factor={self.capacity_factor}')
         return (f'num_experts={self.num_experts}, top_k={self.top_k}, '
-                f'{split}, num_shared_experts={len(self.shared_experts)}')
+                f'{split}, num_shared_experts={len(self.shared_experts)}'
+                f'{capacity}')

@@ -27,6 +27,8 @@ class RoutingRecord:
         row_starts, row_sizes, col_starts, col_sizes (tuple): Where each
             grid cell lies in the layer's output, in pixels.
         out_size (tuple): The layer's output size (Ho, Wo).
+        kept (Tensor, optional): (T, k) False where capacity mode dropped
+            the choice; None when every choice ran.
     """
     logits: Tensor
     probs: Tensor
@@ -42,6 +44,7 @@ class RoutingRecord:
     col_sizes: Tuple[int, ...] = field(default_factory=tuple)
     out_size: Tuple[int, int] = (0, 0)
     weighting: str = 'renormalized'
+    kept: Optional[Tensor] = None
 
     def placed(self, layout, batch: int) -> 'RoutingRecord':
         """This record with the grid and where its cells lie filled in
