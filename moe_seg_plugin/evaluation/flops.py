@@ -29,8 +29,7 @@ from torch import Tensor, nn
 from ..models.injection import moe_layers
 from ..moe import PatchConvMoE
 from ..moe.experts import run_expert
-from ..moe.patches import (PatchLayout, all_patches, patchify,
-                           stage_masks)
+from ..moe.patches import PatchLayout, all_patches, patchify
 
 #: Ops of the MoE dispatch that select or move data: no FLOPs. (Its
 #: element-wise weighting and sums are never counted by MMEngine.)
@@ -234,9 +233,7 @@ class _ExpertOnWindows(nn.Module):
         layout, count = self.patch_layout, windows.shape[0]
         cells = all_patches(layout, 1, windows.device).repeat(
             count // layout.cells)
-        masks = stage_masks(layout, [step.masked for step in self.steps],
-                            cells, windows)
-        return run_expert(self.expert, self.steps, windows, masks)
+        return run_expert(self.expert, self.steps, windows, layout, cells)
 
 
 def analyze_moe_layer(layer: PatchConvMoE,

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from .distributed import global_counts, has_collective_norm, world_size
 from .experts import StageStep, run_expert
-from .patches import PatchLayout, all_patches, patchify, stage_masks
+from .patches import PatchLayout, all_patches, patchify
 from .routing import count_values
 
 
@@ -128,8 +128,7 @@ def _has_batch_norm(module: nn.Module) -> bool:
 
 def run_experts(experts: Sequence[nn.Module], steps: Sequence[StageStep],
                 x: Tensor, layout: PatchLayout, groups: ExpertGroups,
-                windows: Tensor,
-                masks: Sequence[Optional[Tensor]]) -> Tensor:
+                windows: Tensor) -> Tensor:
     """Each expert once, on its run of windows, in expert order.
 
     In distributed training with collective norms (SyncBN) in the experts,
@@ -147,8 +146,6 @@ def run_experts(experts: Sequence[nn.Module], steps: Sequence[StageStep],
         layout (PatchLayout): Its patch layout.
         groups (ExpertGroups): The slots in expert order.
         windows (Tensor): The slots' windows, in that order.
-        masks (list[Tensor | None]): Per stage, the masks of the slots'
-            window outputs (``patches.stage_masks``), in that order.
 
     Returns:
         Tensor: (S, C_out, ph, pw), the slots' outputs in expert order.
@@ -163,19 +160,17 @@ def run_experts(experts: Sequence[nn.Module], steps: Sequence[StageStep],
     # split, not slices: its backward puts the windows' gradients side by
     # side in one copy, where each slice's would fill a zero tensor of all
     # windows.
-    runs = zip(windows.split(counts), groups.patches.split(counts),
-               *[[None] * len(counts) if m is None else m.split(counts)
-                 for m in masks])
     outputs = []
-    for expert, count, anywhere, (mine, patches, *mine_masks) in zip(
-            experts, counts, chosen, runs):
+    for expert, count, anywhere, mine, patches in zip(
+            experts, counts, chosen, windows.split(counts),
+            groups.patches.split(counts)):
         if not anywhere:
             continue
         if training and count * pixels == 1 and _has_batch_norm(expert):
             outputs.append(
                 _run_with_context(expert, steps, x, layout, patches))
         else:
-            outputs.append(run_expert(expert, steps, mine, mine_masks))
+            outputs.append(run_expert(expert, steps, mine, layout, patches))
     return torch.cat(outputs)
 
 
@@ -185,8 +180,8 @@ def _run_with_context(expert: nn.Module, steps: Sequence[StageStep],
     """``expert`` on every window of the batch; the outputs of
     ``patches``."""
     every = all_patches(layout, x.shape[0], x.device)
-    masks = stage_masks(layout, [step.masked for step in steps], every, x)
-    out = run_expert(expert, steps, patchify(x, layout, every), masks)
+    out = run_expert(expert, steps, patchify(x, layout, every), layout,
+                     every)
     return out.index_select(0, patches)
 
 

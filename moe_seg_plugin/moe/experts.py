@@ -134,23 +134,26 @@ def run_stage(module: nn.Module, kind: str, x: Tensor) -> Tensor:
 
 
 def run_expert(expert: nn.Module, steps: Sequence[StageStep],
-               windows: Tensor, masks: Sequence[Optional[Tensor]]) -> Tensor:
+               windows: Tensor, layout: 'PatchLayout',
+               patches: Tensor) -> Tensor:
     """An expert's outputs (P, C_out, ph, pw) on its windows (P, C, Lh, Lw).
 
     Args:
         expert (nn.Module): The expert.
         steps (list[StageStep]): Its stages (:func:`stage_steps`).
         windows (Tensor): Its patches' windows.
-        masks (list[Tensor | None]): Per stage, the mask (P, 1, h, w) its
-            input is multiplied by (None where ``masked`` is False).
+        layout (PatchLayout): The patch layout.
+        patches (Tensor): (P,) the windows' patches, whose masks a
+            ``masked`` stage's input is multiplied by
+            (:meth:`PatchLayout.stage_mask`).
 
     Returns:
         Tensor: The patches' outputs, one per window.
     """
     out = windows
-    for step, mask in zip(steps, masks):
+    for index, step in enumerate(steps):
         if step.masked:
-            out = out * mask
+            out = out * layout.stage_mask(index - 1, patches, out)
         out = run_stage(expert.get_submodule(step.path), step.kind, out)
     return out
 

@@ -12,8 +12,7 @@ from .experts import (EXPERT_INITS, add_relative_noise,
                       stage_steps)
 from .geometry import ChainAxis, channels, conv_stages
 from .losses import MoELoadLoss
-from .patches import (PatchLayout, axis_layout, combine, patchify,
-                      stage_masks)
+from .patches import PatchLayout, axis_layout, combine, patchify
 from .registry import BALANCE_LOSSES, GATES, ConfigLike
 from .routing import WEIGHTINGS, RoutingRecord, top_k_route
 
@@ -165,10 +164,8 @@ class PatchConvMoE(nn.Module):
         self.in_channels, self.out_channels = channels(stages)
         self.rows = ChainAxis(tuple(s.rows for s in stages))
         self.cols = ChainAxis(tuple(s.cols for s in stages))
-        #: How an expert runs on windows (the same in every copy), and
-        #: which of its stages read masked input.
+        #: How an expert runs on windows (the same in every copy).
         self.expert_steps = stage_steps(module)
-        self.expert_masked = tuple(step.masked for step in self.expert_steps)
 
         self.gate = GATES.build(
             gate, 'gate', in_channels=self.in_channels,
@@ -278,7 +275,7 @@ class PatchConvMoE(nn.Module):
             memory_format=torch.channels_last)
         pixels = x.contiguous(memory_format=torch.channels_last)
         record = self.route(self.gate(x, layout.cell_means))
-        self.last_routing = record.placed(layout, batch)
+        self.last_routing = layout.place(record, batch)
         capacity = None if self.capacity_factor is None else \
             expert_capacity(self.capacity_factor, record.num_patches,
                             self.top_k, self.num_experts)
@@ -287,9 +284,8 @@ class PatchConvMoE(nn.Module):
                                  capacity)
         record.kept = groups.kept
         windows = patchify(pixels, layout, groups.patches)
-        masks = stage_masks(layout, self.expert_masked, groups.patches, x)
         outputs = run_experts(self.experts, self.expert_steps, pixels,
-                              layout, groups, windows, masks)
+                              layout, groups, windows)
         out = combine(outputs, layout, groups.slots, groups.weights, batch,
                       keep_channels_last)
         # A shared expert takes every patch with weight 1: that is the

@@ -71,15 +71,13 @@ class AxisLayout:
     def __post_init__(self) -> None:
         #: Number of patches.
         self.count = len(self.starts)
+        #: Input length with the padding :func:`patchify` adds.
+        self.padded = self.pad_before + self.in_size + self.pad_after
 
     def core_sizes(self) -> List[int]:
         """Input pixels each patch owns for gating."""
         bounds = self.core_bounds
         return [max(b - a, 0) for a, b in zip(bounds, bounds[1:])]
-
-    def padded_size(self) -> int:
-        """Input length with the padding :func:`patchify` adds."""
-        return self.pad_before + self.in_size + self.pad_after
 
     def window_index(self) -> List[List[int]]:
         """Per patch, the input positions of its window (negative or past
@@ -239,7 +237,7 @@ class PatchLayout:
 
         rows, cols = longs(r.window_index()), longs(c.window_index())
         windows = ((rows[:, None, :, None] + r.pad_before) *
-                   c.padded_size() + cols[None, :, None, :] + c.pad_before)
+                   c.padded + cols[None, :, None, :] + c.pad_before)
         row_cells, row_within = map(longs, r.pixel_index())
         col_cells, col_within = map(longs, c.pixel_index())
         made = {
@@ -259,6 +257,24 @@ class PatchLayout:
             made[f'stage_{stage}'] = mask.reshape(
                 self.cells, 1, rows.shape[1], cols.shape[1]).to(device)
         return made
+
+    def place(self, record, batch: int):
+        """Fill in a RoutingRecord's grid and where its cells lie, for
+        ``batch`` images (returns the record)."""
+        record.grid = (batch, ) + self.grid
+        record.row_starts = tuple(self.rows.starts)
+        record.row_sizes = tuple(self.rows.sizes)
+        record.col_starts = tuple(self.cols.starts)
+        record.col_sizes = tuple(self.cols.sizes)
+        record.out_size = self.out_size
+        return record
+
+    def stage_mask(self, stage: int, patches: Tensor, like: Tensor) -> Tensor:
+        """The masks (P, 1, h, w) of ``patches``' window outputs of
+        ``stage`` (``'stage_<j>'`` of :meth:`tensors`); ``like`` gives
+        device and dtype."""
+        found = self.tensors(like.device, like.dtype)[f'stage_{stage}']
+        return found.index_select(0, patches % self.cells)
 
     def cell_means(self, x: Tensor) -> Tensor:
         """Mean of ``x`` (B, C, H, W) over the input pixels each patch owns
@@ -307,7 +323,7 @@ def patchify(x: Tensor, layout: PatchLayout, patches: Tensor) -> Tensor:
     cell = patches - image * layout.cells
     found = layout.tensors(x.device, x.dtype)
     index = found['cell_windows'].index_select(0, cell) + (
-        image * (r.padded_size() * c.padded_size()))[:, None]
+        image * (r.padded * c.padded))[:, None]
     windows = pixels.index_select(0, index.reshape(-1))
     return windows.view(-1, r.window, c.window, channels).permute(0, 3, 1, 2)
 
@@ -366,22 +382,7 @@ def all_patches(layout: PatchLayout, batch: int,
     return torch.arange(batch * layout.cells, device=device)
 
 
-def stage_masks(layout: PatchLayout, masked: Sequence[bool],
-                patches: Tensor, like: Tensor) -> List[Optional[Tensor]]:
-    """Per stage of an expert, the masks (S, 1, h, w) of ``patches``' window
-    outputs of the stage before it, for the stages whose input is
-    ``masked`` (None elsewhere); ``like`` gives device and dtype."""
-    if not any(masked):
-        return [None] * len(masked)
-    found = layout.tensors(like.device, like.dtype)
-    cells = patches % layout.cells
-    return [
-        found[f'stage_{index - 1}'].index_select(0, cells) if mask else None
-        for index, mask in enumerate(masked)
-    ]
-
-
 __all__ = [
     'AxisLayout', 'PatchLayout', 'split_axis', 'axis_layout', 'patchify',
-    'combine', 'depatchify', 'all_patches', 'stage_masks'
+    'combine', 'depatchify', 'all_patches'
 ]

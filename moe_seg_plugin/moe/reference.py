@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .experts import run_expert
 from .layer import PatchConvMoE
-from .patches import all_patches, depatchify, patchify, stage_masks
+from .patches import all_patches, depatchify, patchify
 from .routing import RoutingRecord
 
 
@@ -44,17 +44,16 @@ def naive_forward(layer: PatchConvMoE, x: Tensor) -> Tensor:
     record = layer.route(layer.gate(x, layout.cell_means))
     patches = all_patches(layout, x.shape[0], x.device)
     windows = patchify(x, layout, patches)
-    masks = stage_masks(layout, [step.masked for step in layer.expert_steps],
-                        patches, x)
     weights = dense_weights(record, layer.num_experts)
     mixed = 0
     for index, expert in enumerate(layer.experts):
-        out = run_expert(expert, layer.expert_steps, windows, masks)
+        out = run_expert(expert, layer.expert_steps, windows, layout,
+                         patches)
         mixed = mixed + out * weights[:, index].to(out.dtype).view(
             -1, 1, 1, 1)
     for expert in layer.shared_experts:
         mixed = mixed + run_expert(expert, layer.expert_steps, windows,
-                                   masks)
+                                   layout, patches)
     return depatchify(mixed, layout, x.shape[0])
 
 

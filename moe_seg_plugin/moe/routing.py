@@ -46,17 +46,6 @@ class RoutingRecord:
     weighting: str = 'renormalized'
     kept: Optional[Tensor] = None
 
-    def placed(self, layout, batch: int) -> 'RoutingRecord':
-        """This record with the grid and where its cells lie filled in
-        from a ``PatchLayout`` of ``batch`` images (returns ``self``)."""
-        self.grid = (batch, ) + layout.grid
-        self.row_starts = tuple(layout.rows.starts)
-        self.row_sizes = tuple(layout.rows.sizes)
-        self.col_starts = tuple(layout.cols.starts)
-        self.col_sizes = tuple(layout.cols.sizes)
-        self.out_size = layout.out_size
-        return self
-
     @property
     def num_experts(self) -> int:
         return self.logits.shape[1]
@@ -118,7 +107,8 @@ def top_k_route(logits: Tensor,
             :func:`mixing_weights`. Default: 'renormalized'.
 
     Returns:
-        RoutingRecord: The decision (grid and layout fields left empty).
+        RoutingRecord: The decision (grid and layout fields left empty:
+        ``PatchLayout.place`` fills them).
     """
     probs = logits.softmax(dim=1)
     if forced_expert is not None:

@@ -50,9 +50,9 @@ def test_each_expert_runs_once_on_its_patches_only(top_k, shared, spread,
     calls = []
     run = dispatch.run_expert
 
-    def recording(expert, steps, windows, masks):
+    def recording(expert, steps, windows, layout, patches):
         calls.append((expert, tuple(windows.shape)))
-        return run(expert, steps, windows, masks)
+        return run(expert, steps, windows, layout, patches)
 
     monkeypatch.setattr(dispatch, 'run_expert', recording)
     moe = PatchConvMoE(nn.Conv2d(4, 5, 3, padding=1), num_experts=5,
