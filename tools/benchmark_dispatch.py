@@ -10,7 +10,8 @@ machine load; medians after one warm-up):
 
 - dense x k: the replaced module on the whole map, k times (the limit a
   sparse layer approaches: every output pixel computed by k experts);
-- moe: the layer, forward (eval, no grad) and forward + backward (train).
+- moe: the layer, forward (eval, no grad) and forward + backward (train);
+  with ``--capacity-factor F`` also in capacity mode ("capacity").
 
 ``--old CHECKOUT`` also times the layer of another checkout (e.g. a git
 worktree of an older commit) in the same rounds, loaded from its
@@ -22,7 +23,8 @@ classes) of ``moe_seg_plugin/moe`` it called, and in how many files.
 
 Usage:
     python tools/benchmark_dispatch.py [--experts 4 8 32] [--top-k 2]
-        [--threads 1] [--repeats 5] [--old PATH] [--count-functions]
+        [--threads 1] [--repeats 5] [--old PATH] [--capacity-factor F]
+        [--count-functions]
         [--device cpu]
 """
 import argparse
@@ -53,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--channels', type=int, default=128)
     parser.add_argument('--old', help='another checkout to time beside '
                         'this one (its moe_seg_plugin/moe)')
+    parser.add_argument('--capacity-factor', type=float,
+                        help='also time this checkout\'s layer in capacity '
+                        'mode with this factor (column "capacity")')
     parser.add_argument('--count-functions', action='store_true',
                         help='count the functions of one training step')
     parser.add_argument('--device', default='cpu')
@@ -79,13 +84,13 @@ def expert_module(channels: int) -> nn.Module:
 
 
 def build_layer(core, module: nn.Module, experts: int, top_k: int,
-                patches: int) -> nn.Module:
+                patches: int, **kwargs) -> nn.Module:
     """A layer of ``core`` with spread routing and the switch loss."""
     torch.manual_seed(0)
     layer = core.PatchConvMoE(
         copy.deepcopy(module), num_experts=experts, top_k=top_k,
         grid=(3, 3), gate=dict(type='DoubleConvGAPGate'),
-        balance_loss=dict(type='MoESwitchLoss', loss_weight=0.01))
+        balance_loss=dict(type='MoESwitchLoss', loss_weight=0.01), **kwargs)
     reference = importlib.import_module(core.__name__ + '.reference')
     bias = reference.spread_bias(patches, experts, top_k, scale=20.0)
     layer.gate.register_forward_hook(
@@ -197,13 +202,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     device = args.device
-    cores = {'new': load_core(ROOT, 'moe_core_new')}
+    new = load_core(ROOT, 'moe_core_new')
+    cores = {'new': (new, {})}
+    if args.capacity_factor is not None:
+        cores['capacity'] = (new, dict(capacity_factor=args.capacity_factor))
     if args.old:
-        cores['old'] = load_core(os.path.abspath(args.old), 'moe_core_old')
+        cores['old'] = (load_core(os.path.abspath(args.old),
+                                  'moe_core_old'), {})
     module = expert_module(args.channels).to(device)
     x = torch.randn(args.batch, args.channels, *args.shape, device=device)
     if args.count_functions:
-        for name, core in cores.items():
+        for name, (core, _) in cores.items():
             counts = count_functions(core, module, x, args.top_k)
             print(f'{name}: one training forward + backward (N=8, '
                   f'k={args.top_k}) calls {counts["functions"]} functions '
@@ -221,8 +230,8 @@ def main(argv=None) -> int:
     print('|' + '---|' * (3 + 2 * len(cores)))
     for experts in args.experts:
         layers = {name: build_layer(core, module, experts, args.top_k,
-                                    patches).to(device)
-                  for name, core in cores.items()}
+                                    patches, **kwargs).to(device)
+                  for name, (core, kwargs) in cores.items()}
         for mode, make, train in (('forward', forward_fn, False),
                                   ('fwd+bwd', train_fn, True)):
             cells = {'dense': dense_fn(module, x, args.top_k, train)}
