@@ -131,8 +131,9 @@ def report(result: dict) -> str:
     stock = result['stock']
     if stock:
         ratio = check['onnx_ms'] / stock['check']['onnx_ms']
-        lines.append(f"stock model: onnxruntime {stock['check']['onnx_ms']:.1f}"
-                     f" ms (MoE / stock {ratio:.2f}), exported to "
+        lines.append(f"stock model: onnxruntime "
+                     f"{stock['check']['onnx_ms']:.1f} ms (MoE / stock "
+                     f"{ratio:.2f}), exported to "
                      f"{stock['onnx']}")
     return '\n'.join(lines)
 

@@ -31,12 +31,16 @@ from ..moe import PatchConvMoE
 from ..moe.experts import run_expert
 from ..moe.patches import PatchLayout, all_patches, patchify
 
-#: Ops of the MoE dispatch that select or move data: no FLOPs. (Its
-#: element-wise weighting and sums are never counted by MMEngine.)
+#: Ops of the MoE dispatch that select or move data, or index them: no
+#: FLOPs. (Its element-wise weighting and sums, embedding_bag's included,
+#: are never counted by MMEngine.)
 DATA_MOVEMENT_OPS = ('aten::index_select', 'aten::index_add_',
                      'aten::argsort', 'aten::sort', 'aten::bincount',
                      'aten::repeat', 'aten::pad', 'aten::topk',
-                     'aten::index', 'aten::scatter_', 'aten::scatter_add_')
+                     'aten::index', 'aten::scatter_', 'aten::scatter_add_',
+                     'aten::scatter', 'aten::embedding_bag',
+                     'aten::empty_like', 'aten::view_as', 'aten::one_hot',
+                     'aten::cumsum', 'aten::where')
 MAX_UNPOOLS = (nn.MaxUnpool1d, nn.MaxUnpool2d, nn.MaxUnpool3d)
 #: Submodules that run in training only (MMSeg's auxiliary heads).
 TRAINING_ONLY = ('auxiliary_head', )

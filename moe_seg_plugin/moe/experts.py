@@ -10,13 +10,16 @@ output is multiplied by a mask that is 0 outside that dense output.
 import copy
 import sys
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .geometry import conv_stages, is_conv_module
+
+if TYPE_CHECKING:
+    from .patches import PatchLayout
 
 EXPERT_INITS = ('random', 'copy')
 

@@ -19,7 +19,7 @@ side), so that a gather moves whole rows; the experts run channels-last too
 """
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -365,8 +365,8 @@ def combine(outputs: Tensor, layout: PatchLayout, slots: Tensor,
             0, 3, 1, 2)
     # (pixels, C) -> (B, C, Ho, Wo) through a 2-D transpose (C, pixels),
     # which torch copies blockwise: 3x faster on a CPU than one 4-D permute.
-    return mixed.t().contiguous().view(-1, batch, r.out_size,
-                                        c.out_size).transpose(0, 1).contiguous()
+    planes = mixed.t().contiguous().view(-1, batch, r.out_size, c.out_size)
+    return planes.transpose(0, 1).contiguous()
 
 
 def depatchify(patches: Tensor, layout: PatchLayout, batch: int) -> Tensor:

@@ -93,8 +93,9 @@ class RoutingCounts:
     Holds (float64, on the device of the first record): slot counts per
     expert (each patch fills k slots), gate probability mass per expert
     (importance), the sum of the per-patch gate entropies, the patch count,
-    the slots capacity mode dropped and, when ``num_classes`` > 0, the label pixels per class and the
-    pixel-slots per class and expert (a pixel in a patch routed to k
+    the slots capacity mode dropped and, when ``num_classes`` > 0, the
+    label pixels per class and the pixel-slots per class and expert (a
+    pixel in a patch routed to k
     experts adds 1 to each of them).
 
     Args:
