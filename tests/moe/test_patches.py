@@ -115,3 +115,37 @@ def test_depatchify_puts_patches_in_place_and_drops_padding():
                 c.starts[j]:c.starts[j] + w], patches[t, :, :h, :w])
     out.sum().backward()
     assert patches.grad.sum() == 70 * 2  # padded parts get no gradient
+
+
+def test_output_keeps_the_input_memory_format():
+    """Contiguous in, contiguous out (views like ``.view(b, c, -1)`` work
+    downstream); channels-last in, channels-last out (no copy back); the
+    values equal either way."""
+    from moe_seg_plugin.moe import PatchConvMoE
+    torch.manual_seed(0)
+    moe = PatchConvMoE(nn.Conv2d(4, 6, 3, padding=1), num_experts=3,
+                       top_k=2, grid=(2, 2)).eval()
+    x = torch.randn(2, 4, 9, 13)
+    with torch.no_grad():
+        plain = moe(x)
+        last = moe(x.contiguous(memory_format=torch.channels_last))
+    assert plain.is_contiguous()
+    assert last.is_contiguous(memory_format=torch.channels_last)
+    plain.view(2, 6, -1)
+    torch.testing.assert_close(plain, last)
+
+
+def test_runs_in_bfloat16_autocast():
+    from moe_seg_plugin.moe import PatchConvMoE
+    torch.manual_seed(0)
+    moe = PatchConvMoE(nn.Conv2d(4, 6, 3, padding=1), num_experts=3,
+                       top_k=2, grid=(2, 2))
+    x = torch.randn(2, 4, 9, 13, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = moe(x)
+    out.float().square().mean().backward()
+    assert out.dtype == torch.bfloat16 and out.shape == (2, 6, 9, 13)
+    with torch.no_grad():
+        want = moe(x)
+    torch.testing.assert_close(out.float(), want, atol=0.1, rtol=0.05)
+    assert x.grad is not None and torch.isfinite(x.grad).all()
