@@ -274,7 +274,16 @@ class PatchConvMoE(nn.Module):
         keep_channels_last = not x.is_contiguous() and x.is_contiguous(
             memory_format=torch.channels_last)
         pixels = x.contiguous(memory_format=torch.channels_last)
-        record = self.route(self.gate(x, layout.cell_means))
+        logits = self.gate(x, layout.cell_means)
+        if tuple(logits.shape) != (batch * layout.cells, self.num_experts):
+            raise ValueError(
+                f'gate {type(self.gate).__name__} returned logits of shape '
+                f'{tuple(logits.shape)}; expected one row per patch, '
+                f'({batch * layout.cells}, {self.num_experts}) for {batch} '
+                f'image(s) of {layout.grid[0]}x{layout.grid[1]} patches and '
+                f'{self.num_experts} experts (pool the map with the pool it '
+                'is given)')
+        record = self.route(logits)
         self.last_routing = layout.place(record, batch)
         capacity = None if self.capacity_factor is None else \
             expert_capacity(self.capacity_factor, record.num_patches,
