@@ -254,8 +254,9 @@ class PatchConvMoE(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Apply the mixture to ``x`` (B, C, H, W).
 
-        Patchify, gate, top-k, group by expert, each expert once, combine,
-        de-patchify; shared experts add their output on the whole map.
+        Gate, top-k, group by expert, patchify, each expert once on its
+        windows, combine into the map; shared experts add their output on
+        the whole map.
 
         Returns:
             Tensor: What the replaced module would return, in shape.

@@ -358,8 +358,7 @@ def combine(outputs: Tensor, layout: PatchLayout, slots: Tensor,
         weights = weights.view(batch, layout.cells, k).index_select(
             1, cells).reshape(-1, k).to(outputs.dtype)
     pixels = outputs.permute(0, 2, 3, 1).reshape(-1, outputs.shape[1])
-    mixed = F.embedding_bag(source.view(-1, k), pixels, mode='sum',
-                            per_sample_weights=weights)
+    mixed = _weighted_gather(pixels, source.view(-1, k), weights)
     if channels_last:
         return mixed.view(batch, r.out_size, c.out_size, -1).permute(
             0, 3, 1, 2)
@@ -367,6 +366,22 @@ def combine(outputs: Tensor, layout: PatchLayout, slots: Tensor,
     # which torch copies blockwise: 3x faster on a CPU than one 4-D permute.
     planes = mixed.t().contiguous().view(-1, batch, r.out_size, c.out_size)
     return planes.transpose(0, 1).contiguous()
+
+
+def _weighted_gather(rows: Tensor, index: Tensor,
+                     weights: Optional[Tensor]) -> Tensor:
+    """For each row of ``index`` (P, k), the sum of those ``rows`` times
+    ``weights`` (P, k), or plain if None: one ``embedding_bag``. ONNX has no
+    such op (the exporter writes a loop over the P bags, 250x slower than
+    the stock model in onnxruntime), so an export gathers and sums."""
+    if not torch.onnx.is_in_onnx_export():
+        return F.embedding_bag(index, rows, mode='sum',
+                               per_sample_weights=weights)
+    gathered = rows.index_select(0, index.reshape(-1)).view(
+        *index.shape, rows.shape[1])
+    if weights is not None:
+        gathered = gathered * weights.unsqueeze(-1)
+    return gathered.sum(dim=1)
 
 
 def depatchify(patches: Tensor, layout: PatchLayout, batch: int) -> Tensor:
