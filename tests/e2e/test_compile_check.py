@@ -1,4 +1,7 @@
-"""tools/compile_check.py: a MoE model's training step under torch.compile."""
+"""tools/compile_check.py: a MoE model's training step under torch.compile.
+
+The default mode's one break (the counts read in group_by_expert) is pinned
+on the layer in tests/moe/test_capacity.py."""
 import sys
 
 import pytest
@@ -30,15 +33,6 @@ def test_capacity_mode_adds_no_graph_break():
     assert model['loss_compiled'] == pytest.approx(model['loss_eager'],
                                                    rel=1e-2)
     assert 'capacity mode (factor 1.25)' in tool.report(result)
-
-
-def test_default_mode_breaks_once_where_counts_are_read():
-    result, tool = _check()
-    places = [where for where in result['model']['places']
-              if where.startswith('moe_seg_plugin/')]
-    assert len(places) == 1 and 'dispatch.py' in places[0]
-    assert '(group_by_expert)' in places[0]
-    assert '1 in moe_seg_plugin' in tool.report(result)
 
 
 def test_bad_capacity_factor_gets_one_line(capsys):

@@ -1,7 +1,8 @@
 """tools/gpu_figures.py: the GPU figures script, run with --quick sizes on
-the CPU (the layer and model tables, the compile check in capacity mode),
-and its guards: a compile failure or timeout is a row, a spent time budget
-skips sections."""
+the CPU (the layer and model tables; the compile check it runs is
+tools/compile_check.py's, tested in test_compile_check.py), and its guards:
+a compile failure or timeout is a row, a spent time budget skips
+sections."""
 import json
 import os
 import subprocess
@@ -56,7 +57,7 @@ def quick_run(tmp_path_factory):
     env = dict(os.environ, OMP_NUM_THREADS='1')
     done = subprocess.run(
         [sys.executable, str(SCRIPT), '--device', 'cpu', '--quick',
-         '--repeats', '1', '--compile-modes', 'capacity',
+         '--repeats', '1', '--skip-compile',
          '--out', str(out / 'figures.md'), '--json', str(out / 'fig.json')],
         cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -97,35 +98,23 @@ def test_model_table_has_both_models_and_both_timings(quick_run):
     assert 'AMP (bfloat16)' in quick_run['stdout']
 
 
-def test_compile_table_reports_capacity_mode(quick_run):
-    rows = _rows(quick_run['stdout'], '| MoE mode |')
-    assert len(rows) == 1
-    row = rows[0]
-    assert (row['MoE mode'], row['backend'], row['status']) == (
-        'capacity', 'eager', 'ok')
-    assert row['in moe_seg_plugin'] == '0'
-    assert int(row['graphs']) >= 1
-    assert 'capacity mode (factor 1.25)' in quick_run['stdout']
-
-
 def test_out_and_json_hold_the_whole_run(quick_run):
     markdown, figures = quick_run['markdown'], quick_run['figures']
     assert markdown.startswith('# PatchConvMoE GPU figures')
     assert '- device: cpu' in markdown
     for heading in ('## 1. PatchConvMoE layer', '## 2. Model latency',
-                    '## 3. torch.compile', '## Sections'):
+                    '## Sections'):
         assert heading in markdown
-    for first_cells in ('| N | k | mode |', '| model | timed |',
-                        '| MoE mode |'):
+    for first_cells in ('| N | k | mode |', '| model | timed |'):
         assert (_rows(markdown, first_cells)
                 == _rows(quick_run['stdout'], first_cells))
     sections = _rows(markdown, '| section |')
     assert [(s['section'], s['status']) for s in sections] == [
-        ('layer', 'ok'), ('models', 'ok'), ('compile', 'ok')]
+        ('layer', 'ok'), ('models', 'ok')]
     assert figures['environment']['device_name'] == 'cpu'
     assert len(figures['layer']['rows']) == 4
     assert len(figures['models']['rows']) == 4
-    assert figures['compile']['rows'][0]['status'] == 'ok'
+    assert 'compile' not in figures
 
 
 def test_compile_failure_and_timeout_are_rows():
