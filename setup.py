@@ -5,7 +5,8 @@ Why each pin exists is said next to it; the README's Quick start installs
 ``.[lite]`` (mmcv-lite, no compiled ops, installs in seconds) and the tests
 ``.[lite,tests]``. Users who have or build full mmcv install ``.[full]``;
 users of mmpretrain backbones (ConvNeXt, ResNet, ...) install
-``.[mmpretrain]`` instead of ``.[lite]``.
+``.[mmpretrain]`` instead of ``.[lite]``; ONNX export needs ``.[export]``
+(in ``tests`` too).
 """
 import os
 import shutil
@@ -41,6 +42,9 @@ INSTALL_REQUIRES = [
     'submitit>=1.5,<2',
 ]
 
+EXPORT = ['onnx>=1.17,<1.24', 'onnxscript>=0.5,<0.8',
+          'onnxruntime>=1.20,<1.33']
+
 EXTRAS = {
     # mmsegmentation 1.2.2 refuses mmcv >= 2.2.0.
     # torch <= 2.13.0: 2.13.0 is the newest release these machines hold as a
@@ -57,7 +61,11 @@ EXTRAS = {
     'mmpretrain': ['mmcv-lite>=2.0.0rc4,<2.2.0', 'torch==2.14.1',
                    'torchvision==0.29.1'],
     'full': ['mmcv>=2.0.0rc4,<2.2.0'],
-    'tests': ['pytest>=7'],
+    # tools/export.py: torch's dynamo ONNX exporter needs onnxscript (and
+    # onnx); onnxruntime checks the graph. The versions tested with it
+    # (tests/e2e/test_export.py); newer majors are left out until checked.
+    'export': EXPORT,
+    'tests': ['pytest>=7'] + EXPORT,
 }
 
 

@@ -45,14 +45,35 @@ def test_gate_registered_by_a_user_is_found():
             super().__init__()
             self.fc = nn.Linear(in_channels, num_experts)
 
-        def forward(self, x, mask):
-            return self.fc(x.mean((2, 3)))
+        def forward(self, x, pool):
+            return self.fc(pool(x))
 
     moe = MODELS.build(
         dict(type='PatchConvMoE', module=nn.Conv2d(3, 3, 1),
              gate=dict(type='_UserTestGate'), num_experts=2, top_k=1))
     assert isinstance(moe.gate, _UserTestGate)
     moe(torch.randn(1, 3, 6, 6))
+
+
+def test_a_gate_with_one_row_per_image_is_refused_clearly():
+
+    @MODELS.register_module()
+    class _PerImageGate(nn.Module):
+
+        def __init__(self, in_channels, num_experts):
+            super().__init__()
+            self.fc = nn.Linear(in_channels, num_experts)
+
+        def forward(self, x, pool):
+            return self.fc(x.mean((2, 3)))
+
+    moe = MODELS.build(
+        dict(type='PatchConvMoE', module=nn.Conv2d(3, 3, 1),
+             gate=dict(type='_PerImageGate'), num_experts=2, top_k=1))
+    with pytest.raises(ValueError, match=r'gate _PerImageGate returned '
+                       r'logits of shape \(2, 2\); expected one row per '
+                       r'patch, \(18, 2\)'):
+        moe(torch.randn(2, 3, 6, 6))
 
 
 def _imported_modules(path: pathlib.Path):
@@ -67,7 +88,7 @@ def _imported_modules(path: pathlib.Path):
 def test_core_imports_torch_and_stdlib_only():
     allowed = {
         'torch', 'typing', 'dataclasses', 'functools', 'math', 'copy', 'inspect',
-        'logging', 're'
+        'logging', 're', 'sys'
     }
     files = sorted(CORE.glob('*.py'))
     assert len(files) >= 5

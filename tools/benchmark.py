@@ -8,8 +8,8 @@ first, then --repeats timed rounds; with a baseline, each round times both
 models once, in alternating order, in the same process, and the ratio of the
 medians is printed (on CUDA the clock waits for the GPU). Which experts run
 depends on the gate: without a checkpoint the weights are fresh, and a fresh
-gate tends to send every patch to the same k experts, which then run on the
-whole map; give a trained checkpoint to time a trained model's routing.
+gate tends to send every patch to the same k experts, which then run on
+every window; give a trained checkpoint to time a trained model's routing.
 
 Usage:
     python tools/benchmark.py CONFIG [CHECKPOINT] [--baseline STOCK_CONFIG

@@ -28,6 +28,7 @@ LOGGED = {
     'dead_experts': 'num_dead',
     'importance_cv2': 'importance_cv2',
     'gate_entropy': 'gate_entropy',
+    'dropped_share': 'dropped_share',
 }
 DEFAULT_LOG_INTERVAL = 50  # LoggerHook's default
 

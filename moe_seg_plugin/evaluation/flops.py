@@ -6,8 +6,8 @@ one tensor-mode forward pass of a batch-1 input; one multiply-add counts as
 one FLOP, as in MMSeg's get_flops; element-wise ops are not counted). The
 trace records the ops that ran for that input, so a MoE layer's traced
 ("actual") figure is what runs: the gate, each chosen expert on the windows
-of its patches (halo included; an expert chosen by every patch runs on the
-whole map), and the shared experts. The dispatch's data movement (gathering
+of its patches (the input their outputs read, halo included), and the shared
+experts. The dispatch's data movement (gathering
 windows, putting patches back) costs no FLOPs.
 
 Each MoE layer is also analysed piece by piece, outside the dispatch: the
@@ -28,16 +28,19 @@ from torch import Tensor, nn
 
 from ..models.injection import moe_layers
 from ..moe import PatchConvMoE
-from ..moe.experts import run_expert, run_unpadded
-from ..moe.patches import PatchLayout, gather_windows
+from ..moe.experts import run_expert
+from ..moe.patches import PatchLayout, all_patches, patchify
 
-#: Ops of the MoE dispatch that select or move data: no FLOPs. (The
-#: dispatch's own autograd functions, gathering windows and placing the
-#: weighted patches, show as uncounted ``prim::PythonOp``s: data movement
-#: and an element-wise weighting, which MMEngine never counts.)
+#: Ops of the MoE dispatch that select or move data, or index them: no
+#: FLOPs. (Its element-wise weighting and sums, embedding_bag's included,
+#: are never counted by MMEngine.)
 DATA_MOVEMENT_OPS = ('aten::index_select', 'aten::index_add_',
-                     'aten::argsort', 'aten::bincount', 'aten::repeat',
-                     'aten::pad', 'aten::topk')
+                     'aten::argsort', 'aten::sort', 'aten::bincount',
+                     'aten::repeat', 'aten::pad', 'aten::topk',
+                     'aten::index', 'aten::scatter_', 'aten::scatter_add_',
+                     'aten::scatter', 'aten::embedding_bag',
+                     'aten::empty_like', 'aten::view_as', 'aten::one_hot',
+                     'aten::cumsum', 'aten::where')
 MAX_UNPOOLS = (nn.MaxUnpool1d, nn.MaxUnpool2d, nn.MaxUnpool3d)
 #: Submodules that run in training only (MMSeg's auxiliary heads).
 TRAINING_ONLY = ('auxiliary_head', )
@@ -88,10 +91,10 @@ class MoELayerFlops:
 
     @property
     def all_experts(self) -> int:
-        """Every expert and shared expert on every patch (each as the
-        dense conv), plus the gate."""
-        experts = self.num_experts + self.num_shared_experts
-        return self.gate + experts * self.dense
+        """Every routed expert on every patch window (as the dispatch runs
+        them), every shared expert on the map, plus the gate."""
+        return (self.gate + self.num_experts * self.expert_windows +
+                self.num_shared_experts * self.dense)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -221,21 +224,20 @@ def _layer_inputs(model: nn.Module, inputs: Tuple) -> Dict[str, Tensor]:
 
 
 class _ExpertOnWindows(nn.Module):
-    """One expert on stacked patch windows, called the way the dispatch
-    calls an expert that has only some of the patches."""
+    """One expert on stacked patch windows, run the way the dispatch runs
+    it (convolutions without padding, masks between stages)."""
 
     def __init__(self, layer: PatchConvMoE, layout: PatchLayout) -> None:
         super().__init__()
         self.expert = layer.experts[0]
-        self.tight = layer.tight_windows
-        self.stagewise = layer.stagewise
+        self.steps = layer.expert_steps
         self.patch_layout = layout
 
     def forward(self, windows: Tensor) -> Tensor:
-        if self.tight:
-            return run_unpadded(self.expert, windows)
-        return run_expert(self.expert, windows, self.patch_layout, None,
-                          self.stagewise, crop=False)
+        layout, count = self.patch_layout, windows.shape[0]
+        cells = all_patches(layout, 1, windows.device).repeat(
+            count // layout.cells)
+        return run_expert(self.expert, self.steps, windows, layout, cells)
 
 
 def analyze_moe_layer(layer: PatchConvMoE,
@@ -266,10 +268,9 @@ def analyze_moe_layer(layer: PatchConvMoE,
         return traced.get('.'.join(p for p in (path, name) if p), 0)
 
     layout = layer.layout(x.shape[2], x.shape[3])
-    every_patch = list(range(x.shape[0] * layout.cells))
     with torch.no_grad():
-        windows, = gather_windows(x, layout, [every_patch],
-                                  layer.tight_windows)
+        windows = patchify(x, layout,
+                           all_patches(layout, x.shape[0], x.device))
     expert = layer.experts[0]  # every expert is a copy of one module
     return MoELayerFlops(
         path=path,
@@ -282,7 +283,11 @@ def analyze_moe_layer(layer: PatchConvMoE,
         window_shape=tuple(windows.shape),
         actual=traced_at(''),
         gate=traced_at('gate'),
-        routed=traced_at('experts'),
+        # The dispatch runs the experts' convolutions itself (without
+        # padding), so the trace puts them in the layer's own scope: what
+        # is neither gate nor shared experts.
+        routed=traced_at('') - traced_at('gate') - traced_at(
+            'shared_experts'),
         shared=traced_at('shared_experts'),
         dense=count_flops(expert, (x, ))[0],
         expert_windows=count_flops(_ExpertOnWindows(layer, layout),

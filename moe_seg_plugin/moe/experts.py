@@ -1,12 +1,25 @@
-"""Experts: copies of the replaced module, and how they run on windows."""
+"""Experts: copies of the replaced module, and how they run on windows.
+
+An expert runs on windows (:mod:`.patches`) as a chain of stages
+(:mod:`.geometry`) whose convolutions use no padding: a window holds exactly
+the input its patch's outputs read, zeros included where the dense layer
+pads the map. A stage after the first that pads reads, in the dense layer,
+zeros around the previous stage's output; there the previous stage's window
+output is multiplied by a mask that is 0 outside that dense output.
+"""
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, List, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .geometry import Stage, conv_stages
-from .patches import PatchLayout
+from .geometry import conv_stages, is_conv_module
+
+if TYPE_CHECKING:
+    from .patches import PatchLayout
 
 EXPERT_INITS = ('random', 'copy')
 
@@ -71,147 +84,106 @@ def make_experts(module: nn.Module, count: int, init: str,
     return experts
 
 
-def run_expert(module: nn.Module,
-               windows: Tensor,
-               layout: PatchLayout,
-               patches: Optional[Sequence[int]],
-               stagewise: bool,
-               crop: bool = True,
-               stages: Optional[Sequence[Stage]] = None) -> Tensor:
-    """Expert outputs (P, C_out, ph, pw) for windows (P, C, Lh, Lw).
+@dataclass(frozen=True)
+class StageStep:
+    """One stage of an expert, found again in each copy by its path.
 
-    When a stage after the first reads zero padding (``stagewise``), the
-    windows run stage by stage and, before such a stage, positions outside
-    the dense intermediate map are zeroed, as the dense layer's padding
-    would be; otherwise the expert runs in one call.
+    Attributes:
+        path (str): Dotted path of the stage module in the expert ('' for
+            the expert itself).
+        kind (str): 'conv' (``nn.Conv2d``), 'conv_module' (an mmcv
+            ConvModule) or 'pixelwise'.
+        masked (bool): Its input is masked first (it pads, and it is not
+            the first stage).
+    """
+    path: str
+    kind: str
+    masked: bool
+
+
+def stage_steps(module: nn.Module) -> List[StageStep]:
+    """The stages of ``module`` (an expert or the module it copies), as
+    paths that hold in every copy of it."""
+    paths = {id(sub): path for path, sub in module.named_modules()}
+    steps = []
+    for index, stage in enumerate(conv_stages(module)):
+        sub = stage.module
+        kind = ('conv' if isinstance(sub, nn.Conv2d) else
+                'conv_module' if is_conv_module(sub) else 'pixelwise')
+        steps.append(StageStep(paths[id(sub)], kind,
+                               index > 0 and stage.pads))
+    return steps
+
+
+def run_stage(module: nn.Module, kind: str, x: Tensor) -> Tensor:
+    """One stage on windows: its convolution without padding, everything
+    else as the module does it (a ConvModule's norm and activation in its
+    ``order``)."""
+    if kind == 'pixelwise':
+        return module(x)
+    if kind == 'conv':
+        return F.conv2d(x, module.weight, module.bias, module.stride, 0,
+                        module.dilation, module.groups)
+    for step in module.order:
+        if step == 'conv':
+            conv = module.conv
+            x = F.conv2d(x, conv.weight, conv.bias, conv.stride, 0,
+                         conv.dilation, conv.groups)
+        elif step == 'norm' and module.with_norm:
+            x = module.norm(x)
+        elif step == 'act' and module.with_activation:
+            x = module.activate(x)
+    return x
+
+
+def run_expert(expert: nn.Module, steps: Sequence[StageStep],
+               windows: Tensor, layout: 'PatchLayout',
+               patches: Tensor) -> Tensor:
+    """An expert's outputs (P, C_out, ph, pw) on its windows (P, C, Lh, Lw).
 
     Args:
-        module (nn.Module): The expert.
+        expert (nn.Module): The expert.
+        steps (list[StageStep]): Its stages (:func:`stage_steps`).
         windows (Tensor): Its patches' windows.
-        layout (PatchLayout): Where the windows lie.
-        patches (list[int], optional): Patch index of each window (None:
-            the windows are all patches in order).
-        stagewise (bool): Run stage by stage with masking.
-        crop (bool): Crop the halo's outputs. Default: True.
-        stages (list[Stage], optional): ``conv_stages(module)``, if known.
+        layout (PatchLayout): The patch layout.
+        patches (Tensor): (P,) the windows' patches, whose masks a
+            ``masked`` stage's input is multiplied by
+            (:meth:`PatchLayout.stage_mask`).
 
     Returns:
-        Tensor: The patches' own outputs (with ``crop=False``, the outputs
-        of the whole windows).
+        Tensor: The patches' outputs, one per window.
     """
-    if not stagewise:
-        out = module(windows)
-        return layout.crop(out) if crop else out
     out = windows
-    for index, stage in enumerate(stages or conv_stages(module)):
-        if index > 0 and stage.pads:
-            mask = layout.stage_mask(index - 1, tuple(out.shape[2:]),
-                                     out.device, out.dtype)
-            out = out * _window_masks(mask, patches, out.shape[0])
-        out = stage.module(out)
-    return layout.crop(out) if crop else out
+    for index, step in enumerate(steps):
+        if step.masked:
+            out = out * layout.stage_mask(index - 1, patches, out)
+        out = run_stage(expert.get_submodule(step.path), step.kind, out)
+    return out
 
 
-def _window_masks(mask: Tensor, patches: Optional[Sequence[int]],
-                  windows: int) -> Tensor:
-    """The rows of a per-cell ``mask`` (cells, 1, h, w) for each of
-    ``windows`` windows (``patches`` None: all patches in order); one
-    window's is a view (no index op, the common case with many experts)."""
-    cells = mask.shape[0]
-    if patches is None:
-        index = torch.arange(windows, device=mask.device) % cells
-    elif not patches:  # an expert run on no window (collective norms)
-        return mask[:0]
-    elif len(patches) == 1:
-        cell = patches[0] % cells
-        return mask[cell:cell + 1]
-    else:
-        index = torch.tensor([p % cells for p in patches], device=mask.device)
-    return mask.index_select(0, index)
-
-
-def needs_stagewise(stages: Sequence[Stage]) -> bool:
-    """Whether a stage after the first reads zero padding."""
-    return any(stage.pads for stage in stages[1:])
-
-
-def first_padded_conv(
-        module: nn.Module,
-        stages: Optional[Sequence[Stage]] = None) -> Optional[nn.Conv2d]:
-    """The convolution of ``module``'s first stage, if it is the only stage
-    that reads zero padding (None otherwise). ``stages``:
-    ``conv_stages(module)``, if known."""
-    stages = stages or conv_stages(module)
-    if needs_stagewise(stages) or not stages[0].pads:
-        return None
-    first = stages[0].module
-    conv = first if isinstance(first, nn.Conv2d) else getattr(
-        first, 'conv', None)
-    return conv if isinstance(conv, nn.Conv2d) else None
-
-
-def run_unpadded(module: nn.Module,
-                 windows: Tensor,
-                 stages: Optional[Sequence[Stage]] = None) -> Tensor:
-    """``module`` on tight windows, its first convolution unpadded.
-
-    A window then yields exactly its patch's outputs: none for the halo,
-    which would be cropped anyway. The padding is set back afterwards.
-
-    Args:
-        module (nn.Module): An expert with :func:`first_padded_conv`.
-        windows (Tensor): Tight windows (P, C, lh, lw).
-        stages (list[Stage], optional): ``conv_stages(module)``, if known.
-
-    Returns:
-        Tensor: The patches' outputs (P, C_out, ph, pw).
-    """
-    conv = first_padded_conv(module, stages)
-    padding = conv.padding
-    conv.padding = (0, 0)
-    try:
-        return module(windows)
-    finally:
-        conv.padding = padding
-
-
-class StageCache:
-    """``conv_stages`` of experts, read once and again only when one of the
-    stage modules has been swapped out of its place (e.g. a batch norm
-    replaced by SyncBatchNorm).
-
-    Reading the chain costs more than running a small expert on one window,
-    and the layer runs each chosen expert every forward pass; checking that
-    the stages are still in place is one dict lookup per link.
-    """
-
-    def __init__(self) -> None:
-        self._entries: Dict[int, tuple] = {}
-
-    def __call__(self, module: nn.Module) -> List[Stage]:
-        """The stages of ``module``."""
-        entry = self._entries.get(id(module))
-        if (entry is None or entry[0] is not module
-                or not all(parent._modules.get(name) is child
-                           for parent, name, child in entry[1])):
-            stages = conv_stages(module)
-            entry = (module, _links(module, stages), stages)
-            self._entries[id(module)] = entry
-        return entry[2]
-
-
-def _links(module: nn.Module,
-           stages: Sequence[Stage]) -> List[Tuple[nn.Module, str, nn.Module]]:
-    """(parent, name, child) along the paths from ``module`` down to its
-    stage modules."""
-    wanted = {id(stage.module) for stage in stages}
-    links = {}
-    for path, sub in module.named_modules():
-        if not path or id(sub) not in wanted:
+def check_runs_on_windows(module: nn.Module) -> None:
+    """Refuse convolutions whose forward is not ``nn.Conv2d``'s: experts
+    run them as ``F.conv2d`` with their weights, without padding."""
+    for stage in conv_stages(module):
+        conv = stage.module if isinstance(stage.module, nn.Conv2d) else \
+            getattr(stage.module, 'conv', None)
+        if conv is None:
             continue
-        parent = module
-        for name in path.split('.'):
-            child = parent._modules[name]
-            links[(id(parent), name)] = (parent, name, child)
-            parent = child
-    return list(links.values())
+        forward = type(conv).forward
+        plain = {nn.Conv2d.forward}
+        wrapper = _mmcv_conv2d_forward()
+        if wrapper is not None:
+            plain.add(wrapper)
+        if forward not in plain:
+            raise ValueError(
+                f'module: {type(conv).__name__} computes its convolution in '
+                'its own forward (e.g. standardised weights); PatchConvMoE '
+                'runs experts as plain nn.Conv2d convolutions')
+
+
+def _mmcv_conv2d_forward():
+    """mmcv's ``Conv2d`` wrapper's forward (nn.Conv2d's, plus empty-input
+    handling), if mmcv is loaded."""
+    wrappers = sys.modules.get('mmcv.cnn.bricks.wrappers')
+    conv = getattr(wrappers, 'Conv2d', None)
+    return getattr(conv, 'forward', None)

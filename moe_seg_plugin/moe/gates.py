@@ -1,16 +1,14 @@
 """Gates: map each patch to one logit per expert.
 
-A gate is called as ``gate(x, where)``: either with the layer's whole input
-map (B, C, H, W) and ``where`` a callable giving each patch's mean over the
-input pixels it owns, (B * gh * gw, C) (the layer passes its layout's
-``cell_means``), or with the stacked patch windows (T, C, Lh, Lw) and
-``where`` a mask (T, 1, Lh, Lw) that is 1 on the pixels each patch owns.
-Either way global average pooling covers the patch's own real pixels only,
-never the halo or the padding. A 1x1 convolution before the pooling is
+A gate is called as ``gate(x, pool)`` with the layer's whole input map
+(B, C, H, W) and ``pool`` a callable giving each patch's mean of a map over
+the input pixels it owns, (B * gh * gw, C) (the layer passes its layout's
+``cell_means``): global average pooling covers the patch's own real pixels
+only, never the halo or the padding. A 1x1 convolution before the pooling is
 applied after it instead (a linear map commutes with the mean), so its cost
 does not grow with the number of experts.
 """
-from typing import Callable, Union
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -18,30 +16,7 @@ from torch import Tensor, nn
 
 from .registry import GATES
 
-Where = Union[Tensor, Callable[[Tensor], Tensor]]
-
-
-def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
-    """Average of ``x`` (T, C, h, w) over the pixels where ``mask`` is 1.
-
-    Returns:
-        Tensor: Shape (T, C).
-    """
-    total = (x * mask).sum(dim=(2, 3))
-    count = mask.sum(dim=(2, 3)).clamp_min(1.0)
-    return total / count
-
-
-def patch_means(x: Tensor, where: Where) -> Tensor:
-    """Each patch's mean of ``x`` over its own pixels, (T, C).
-
-    Args:
-        x (Tensor): The input map or the stacked windows.
-        where (Tensor | callable): A window mask, or the pooling of a map.
-    """
-    if isinstance(where, Tensor):
-        return masked_mean(x, where)
-    return where(x)
+Pool = Callable[[Tensor], Tensor]
 
 
 def is_pointwise(conv: nn.Conv2d) -> bool:
@@ -53,29 +28,29 @@ def is_pointwise(conv: nn.Conv2d) -> bool:
 
 
 def apply_conv(conv: nn.Conv2d, x: Tensor) -> Tensor:
-    """``conv(x)``; a 1x1 conv as one matrix product over all pixels (few
-    output channels send torch's conv to a slow kernel, worst in backward).
+    """``conv(x)``; a 1x1 conv as one batched matrix product over all
+    pixels (few output channels send torch's conv to a slow kernel, worst
+    in backward; a broadcast ``matmul`` is slower still on the CPU).
     """
     if not is_pointwise(conv):
         return conv(x)
     weight = conv.weight.flatten(1)
-    # One 2-D product per image: a broadcast batched product is far slower.
-    out = torch.stack([weight @ image for image in x.flatten(2).unbind(0)])
+    out = torch.bmm(weight.expand(x.shape[0], -1, -1), x.flatten(2))
     if conv.bias is not None:
         out = out + conv.bias[:, None]
     return out.view(x.shape[0], -1, *x.shape[2:])
 
 
-def conv_then_pool(conv: nn.Conv2d, x: Tensor, where: Where) -> Tensor:
-    """``patch_means(conv(x), where)``; a 1x1 conv runs after the pooling.
+def conv_then_pool(conv: nn.Conv2d, x: Tensor, pool: Pool) -> Tensor:
+    """``pool(conv(x))``; a 1x1 conv runs after the pooling.
 
     Returns:
         Tensor: (T, conv.out_channels).
     """
     if is_pointwise(conv):
         return F.linear(
-            patch_means(x, where), conv.weight.flatten(1), conv.bias)
-    return patch_means(conv(x), where)
+            pool(x), conv.weight.flatten(1), conv.bias)
+    return pool(conv(x))
 
 
 @GATES.register
@@ -91,8 +66,8 @@ class GAPLinearGate(nn.Module):
         super().__init__()
         self.fc = nn.Linear(in_channels, num_experts)
 
-    def forward(self, x: Tensor, where: Where) -> Tensor:
-        return self.fc(patch_means(x, where))
+    def forward(self, x: Tensor, pool: Pool) -> Tensor:
+        return self.fc(pool(x))
 
 
 @GATES.register
@@ -114,8 +89,8 @@ class ConvGAPGate(nn.Module):
         self.conv = nn.Conv2d(
             in_channels, num_experts, kernel_size, padding=kernel_size // 2)
 
-    def forward(self, x: Tensor, where: Where) -> Tensor:
-        return conv_then_pool(self.conv, x, where)
+    def forward(self, x: Tensor, pool: Pool) -> Tensor:
+        return conv_then_pool(self.conv, x, pool)
 
 
 @GATES.register
@@ -153,13 +128,13 @@ class DoubleConvGAPGate(nn.Module):
             nn.Conv2d(hidden_channels, num_experts, kernel_size, padding=pad))
         self.convs = nn.Sequential(*layers)
 
-    def forward(self, x: Tensor, where: Where) -> Tensor:
+    def forward(self, x: Tensor, pool: Pool) -> Tensor:
         if not self.training and self.affine_in_eval():
-            return self._pool_first(x, where)
+            return self._pool_first(x, pool)
         hidden = apply_conv(self.convs[0], x)
         for layer in self.convs[1:-1]:
             hidden = layer(hidden)
-        return conv_then_pool(self.convs[-1], hidden, where)
+        return conv_then_pool(self.convs[-1], hidden, pool)
 
     def affine_in_eval(self) -> bool:
         """Whether the gate is an affine map of each pixel in eval mode:
@@ -172,11 +147,11 @@ class DoubleConvGAPGate(nn.Module):
                 and norm.track_running_stats
                 and norm.running_mean is not None)
 
-    def _pool_first(self, x: Tensor, where: Where) -> Tensor:
+    def _pool_first(self, x: Tensor, pool: Pool) -> Tensor:
         """The eval-mode gate on the patch means (T, C): the same logits as
         the per-pixel path, at a cost that does not depend on the map."""
         first, norm, last = self.convs
-        hidden = F.linear(patch_means(x, where), first.weight.flatten(1),
+        hidden = F.linear(pool(x), first.weight.flatten(1),
                           first.bias)
         hidden = norm(hidden[:, :, None, None]).flatten(1)
         return F.linear(hidden, last.weight.flatten(1), last.bias)

@@ -8,7 +8,6 @@ pointwise stages; an ``nn.Sequential`` is its children's stages in order.
 From the chain follow the output size for any input size and the window
 (input rows/columns plus halo) every output pixel depends on.
 """
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import List, Sequence, Tuple
@@ -77,7 +76,10 @@ class ChainAxis:
 
     @property
     def stride(self) -> int:
-        return math.prod(s.stride for s in self.stages)
+        total = 1
+        for s in self.stages:
+            total *= s.stride
+        return total
 
     @property
     def pad_before(self) -> int:
@@ -160,7 +162,7 @@ def _conv_module_stage(module: nn.Module, where: str) -> Stage:
     return Stage(module, rows, cols)
 
 
-def _is_conv_module(module: nn.Module) -> bool:
+def is_conv_module(module: nn.Module) -> bool:
     """Duck-typed mmcv ConvModule: a ``conv`` plus its ``order`` of
     conv/norm/act (so any module that merely owns a ``conv`` is not one)."""
     return (isinstance(getattr(module, 'conv', None), nn.Conv2d)
@@ -185,7 +187,7 @@ def conv_stages(module: nn.Module, where: str = 'module') -> List[Stage]:
     if hasattr(module, 'depthwise_conv') and hasattr(module, 'pointwise_conv'):
         return (conv_stages(module.depthwise_conv, f'{where}.depthwise_conv') +
                 conv_stages(module.pointwise_conv, f'{where}.pointwise_conv'))
-    if _is_conv_module(module):
+    if is_conv_module(module):
         return [_conv_module_stage(module, where)]
     if isinstance(module, nn.Sequential):
         stages = []
@@ -208,7 +210,7 @@ def channels(stages: Sequence[Stage]) -> Tuple[int, int]:
     convs = [
         s.module if isinstance(s.module, nn.Conv2d) else s.module.conv
         for s in stages
-        if isinstance(s.module, nn.Conv2d) or _is_conv_module(s.module)
+        if isinstance(s.module, nn.Conv2d) or is_conv_module(s.module)
     ]
     if not convs:
         raise ValueError('module: contains no convolution; PatchConvMoE '

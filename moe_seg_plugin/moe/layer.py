@@ -3,18 +3,18 @@ import logging
 import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import torch
 from torch import Tensor, nn
 
-from .distributed import global_counts, has_collective_norm, world_size
-from .experts import (EXPERT_INITS, StageCache, add_relative_noise,
-                      first_padded_conv, make_experts, needs_stagewise,
-                      reinitialise, run_expert, run_unpadded)
+from .dispatch import expert_capacity, group_by_expert, run_experts
+from .experts import (EXPERT_INITS, add_relative_noise,
+                      check_runs_on_windows, make_experts, reinitialise,
+                      stage_steps)
 from .geometry import ChainAxis, channels, conv_stages
 from .losses import MoELoadLoss
-from .patches import (PatchLayout, Slot, axis_layout, gather_windows,
-                      mix_patches)
+from .patches import PatchLayout, axis_layout, combine, patchify
 from .registry import BALANCE_LOSSES, GATES, ConfigLike
-from .routing import WEIGHTINGS, RoutingRecord, expert_members, top_k_route
+from .routing import WEIGHTINGS, RoutingRecord, top_k_route
 
 _DEFAULT = object()
 DEFAULT_GRID = (3, 3)
@@ -23,12 +23,6 @@ MAX_CACHED_LAYOUTS = 32
 logger = logging.getLogger('moe_seg_plugin')
 
 IntPair = Union[int, Sequence[int]]
-
-
-def _has_batch_norm(module: nn.Module) -> bool:
-    return any(
-        isinstance(m, nn.modules.batchnorm._BatchNorm)
-        for m in module.modules())
 
 
 def _positive_pair(value: IntPair, key: str) -> Tuple[int, int]:
@@ -78,6 +72,17 @@ class PatchConvMoE(nn.Module):
         expert_init (str): 'random' (fresh independent weights) or 'copy'
             (the module's weights plus noise: upcycling). Default: 'random'.
         init_noise (float): Relative noise for 'copy'. Default: 0.01.
+        capacity_factor (float, optional): Capacity mode: every expert runs
+            on ``ceil(capacity_factor * T * k / N)`` windows for T patches,
+            so shapes depend on the input size alone (no host sync;
+            compiles and exports with static shapes). Choices over an
+            expert's capacity are dropped (first choices kept first, then
+            patch order) and their share is in the routing statistics
+            (``dropped_share``); spare capacity runs on other patches'
+            windows whose outputs are not used (in training they count in
+            the experts' batch-norm statistics). None (default): every
+            choice runs, the per-expert counts read to the host once per
+            forward pass (one graph break under ``torch.compile``).
 
     Loading a state dict that holds the *dense* module's weights under this
     layer's prefix (a stock checkpoint) upcycles them: with
@@ -100,12 +105,14 @@ class PatchConvMoE(nn.Module):
                                      List[ConfigLike]] = None,
                  num_shared_experts: int = 0,
                  expert_init: str = 'random',
-                 init_noise: float = 0.01) -> None:
+                 init_noise: float = 0.01,
+                 capacity_factor: Optional[float] = None) -> None:
         super().__init__()
         if not isinstance(module, nn.Module):
             raise ValueError(f'module must be an nn.Module (the convolution '
                              f'to replace), got {type(module).__name__}')
         stages = conv_stages(module)
+        check_runs_on_windows(module)
         if not isinstance(num_experts, int) or num_experts < 1:
             raise ValueError(
                 f'num_experts must be an int >= 1, got {num_experts!r}')
@@ -133,6 +140,11 @@ class PatchConvMoE(nn.Module):
                              f'got {expert_init!r}')
         if init_noise < 0:
             raise ValueError(f'init_noise must be >= 0, got {init_noise!r}')
+        if capacity_factor is not None and not (
+                isinstance(capacity_factor, (int, float))
+                and capacity_factor > 0):
+            raise ValueError(f'capacity_factor must be a number > 0 (or '
+                             f'None), got {capacity_factor!r}')
         if noisy_gating and not noise_std > 0:
             raise ValueError(
                 f'noise_std must be > 0 with noisy_gating, got {noise_std!r}')
@@ -142,6 +154,8 @@ class PatchConvMoE(nn.Module):
         self.weighting = weighting
         self.expert_init = expert_init
         self.init_noise = float(init_noise)
+        self.capacity_factor = (None if capacity_factor is None else
+                                float(capacity_factor))
         self._dense_keys = tuple(module.state_dict().keys())
         self._dense_params = frozenset(
             name for name, _ in module.named_parameters())
@@ -150,10 +164,8 @@ class PatchConvMoE(nn.Module):
         self.in_channels, self.out_channels = channels(stages)
         self.rows = ChainAxis(tuple(s.rows for s in stages))
         self.cols = ChainAxis(tuple(s.cols for s in stages))
-        self.stagewise = needs_stagewise(stages)
-        #: Experts run on windows without their (only) padding: no outputs
-        #: are computed for the halo.
-        self.tight_windows = first_padded_conv(module) is not None
+        #: How an expert runs on windows (the same in every copy).
+        self.expert_steps = stage_steps(module)
 
         self.gate = GATES.build(
             gate, 'gate', in_channels=self.in_channels,
@@ -169,7 +181,6 @@ class PatchConvMoE(nn.Module):
         #: The routing of the last forward pass.
         self.last_routing: Optional[RoutingRecord] = None
         self._layouts: Dict[Tuple[int, int], PatchLayout] = {}
-        self._stages = StageCache()
         self._clip_logged = False
 
     @property
@@ -238,10 +249,14 @@ class PatchConvMoE(nn.Module):
         noisy = self.noisy_gating and self.training
         return top_k_route(logits, self.top_k,
                            self.noise_std if noisy else None,
-                           self.forced_expert, self.weighting)
+                           self._forced_expert, self.weighting)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply the mixture to ``x`` (B, C, H, W).
+
+        Gate, top-k, group by expert, patchify, each expert once on its
+        windows, combine into the map; shared experts add their output on
+        the whole map.
 
         Returns:
             Tensor: What the replaced module would return, in shape.
@@ -255,134 +270,39 @@ class PatchConvMoE(nn.Module):
                              'it needs at least one image to route')
         batch = x.shape[0]
         layout = self.layout(x.shape[2], x.shape[3])
-        record = self.route(self.gate_logits(x, layout))
-        record.grid = (batch, ) + layout.grid
-        record.row_starts = tuple(layout.rows.starts)
-        record.row_sizes = tuple(layout.rows.sizes)
-        record.col_starts = tuple(layout.cols.starts)
-        record.col_sizes = tuple(layout.cols.sizes)
-        record.out_size = layout.out_size
-        self.last_routing = record
-        out = self.dispatch(x, record, layout)
+        # The dispatch works on pixels (channels-last); the output keeps the
+        # input's memory format, as torch's convolutions do.
+        keep_channels_last = not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last)
+        pixels = x.contiguous(memory_format=torch.channels_last)
+        logits = self.gate(x, layout.cell_means)
+        if tuple(logits.shape) != (batch * layout.cells, self.num_experts):
+            raise ValueError(
+                f'gate {type(self.gate).__name__} returned logits of shape '
+                f'{tuple(logits.shape)}; expected one row per patch, '
+                f'({batch * layout.cells}, {self.num_experts}) for {batch} '
+                f'image(s) of {layout.grid[0]}x{layout.grid[1]} patches and '
+                f'{self.num_experts} experts (pool the map with the pool it '
+                'is given)')
+        record = self.route(logits)
+        self.last_routing = layout.place(record, batch)
+        capacity = None if self.capacity_factor is None else \
+            expert_capacity(self.capacity_factor, record.num_patches,
+                            self.top_k, self.num_experts)
+        groups = group_by_expert(record.experts, record.weights,
+                                 self.num_experts, self._forced_expert,
+                                 capacity)
+        record.kept = groups.kept
+        windows = patchify(pixels, layout, groups.patches)
+        outputs = run_experts(self.experts, self.expert_steps, pixels,
+                              layout, groups, windows)
+        out = combine(outputs, layout, groups.slots, groups.weights, batch,
+                      keep_channels_last)
         # A shared expert takes every patch with weight 1: that is the
         # module on the whole map.
         for expert in self.shared_experts:
             out = out + expert(x)
         return out
-
-    def gate_logits(self, x: Tensor, layout: PatchLayout) -> Tensor:
-        """Gate logits (B * gh * gw, N) of the patches of ``x``."""
-        return self.gate(x, layout.cell_means)
-
-    def dispatch(self, x: Tensor, record: RoutingRecord,
-                 layout: PatchLayout) -> Tensor:
-        """Run each expert on its patches only and mix the outputs.
-
-        Experts run once per forward pass each, in expert order: on the
-        stacked windows of their patches, or on the whole map if they have
-        every patch. The only host sync is reading which experts the
-        patches chose (plus, in distributed training with collective norms
-        in the experts, one all-reduce of the counts: see
-        :mod:`.distributed`).
-
-        Args:
-            x (Tensor): The input map (B, C, H, W).
-            record (RoutingRecord): The routing of its patches.
-            layout (PatchLayout): Where the patches lie.
-
-        Returns:
-            Tensor: The routed experts' mixture (B, C_out, Ho, Wo).
-        """
-        # Sizes as Python ints, also while the jit tracer turns x.shape
-        # into tensors (FLOP counting).
-        batch = int(x.shape[0])
-        total = batch * layout.cells
-        if self.forced_expert is not None:
-            choices = [[self.forced_expert]] * total
-        else:
-            choices = record.experts.tolist()  # the one host sync
-        members = expert_members(choices, self.num_experts)
-        plan = self.expert_plan(members, total, layout, x)
-        windowed = [e for e, how in plan if how == 'windows']
-        tight = self.tight_windows
-        windows = dict(
-            zip(windowed,
-                gather_windows(x, layout, [[p for p, _ in members[e]]
-                                           for e in windowed], tight))
-            if windowed else ())
-        crop = (0, 0) if tight else (layout.rows.crop, layout.cols.crop)
-        outputs: List[Tensor] = []
-        slots: List[Slot] = []
-        for expert, how in plan:
-            if how == 'map':
-                for patch, weight in members[expert]:
-                    image, top, _, left, _ = layout.output_box(patch)
-                    slots.append(
-                        Slot(len(outputs), image, patch, weight, top, left))
-                outputs.append(self.experts[expert](x))
-                continue
-            if how == 'empty':
-                # Takes part in its norms' collectives; no patch uses it.
-                window = x.new_zeros((0, x.shape[1]) +
-                                     layout.window_size(tight))
-            else:
-                window = windows[expert]
-            for sample, (patch, weight) in enumerate(members[expert]):
-                slots.append(Slot(len(outputs), sample, patch, weight, *crop))
-            outputs.append(
-                self._run_on_windows(self.experts[expert], window, layout,
-                                     [p for p, _ in members[expert]]))
-        # Renormalised weights (forward values) sum to 1 for each patch.
-        return mix_patches(layout, batch, slots, record.weights.reshape(-1),
-                           outputs,
-                           sum_to_one=record.weighting != 'gate_prob')
-
-    def expert_plan(self, members: List[list], total: int,
-                    layout: PatchLayout, x: Tensor) -> List[Tuple[int, str]]:
-        """Which experts run, in expert order, and how.
-
-        Args:
-            members (list): Per expert, its (patch, weight index) pairs.
-            total (int): Patches in the batch.
-            layout (PatchLayout): Where the patches lie.
-            x (Tensor): The input map.
-
-        Returns:
-            list[tuple[int, str]]: (expert, how) with how 'map' (on the
-            whole map: it has every patch, or in training its windows would
-            give a batch norm a single value per channel), 'windows' (on its
-            patches' windows) or 'empty' (on no window: distributed training
-            with collective norms, chosen on another rank only).
-        """
-        counts = [len(m) for m in members]
-        chosen_anywhere = counts
-        if (self.training and world_size() > 1
-                and has_collective_norm(self.experts)):
-            chosen_anywhere = global_counts(counts, x.device)
-        patch_pixels = layout.rows.patch * layout.cols.patch
-        plan = []
-        for expert, (count, anywhere) in enumerate(
-                zip(counts, chosen_anywhere)):
-            if not anywhere:
-                continue
-            if count == 0:
-                plan.append((expert, 'empty'))
-            elif count == total or (self.training and count * patch_pixels
-                                    == 1 and _has_batch_norm(
-                                        self.experts[expert])):
-                plan.append((expert, 'map'))
-            else:
-                plan.append((expert, 'windows'))
-        return plan
-
-    def _run_on_windows(self, expert: nn.Module, windows: Tensor,
-                        layout: PatchLayout, patches: List[int]) -> Tensor:
-        """An expert's outputs on its windows, halo not cropped."""
-        stages = self._stages(expert)
-        if self.tight_windows:
-            return run_unpadded(expert, windows, stages)
-        return run_expert(expert, windows, layout, patches, self.stagewise,
-                          crop=False, stages=stages)
 
     def balance_loss(self) -> Dict[str, Tensor]:
         """The balancing losses on the last forward pass's routing.
@@ -404,12 +324,10 @@ class PatchConvMoE(nn.Module):
 
     def __getstate__(self) -> dict:
         # Copies (deepcopy, pickle) leave out the last routing (it may hold
-        # an autograd graph), the per-size layout cache and the experts'
-        # stages (they point at this layer's modules, not the copy's).
+        # an autograd graph) and the per-size layout cache (index tensors).
         state = self.__dict__.copy()
         state['last_routing'] = None
         state['_layouts'] = {}
-        state['_stages'] = StageCache()
         return state
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
@@ -504,5 +422,8 @@ class PatchConvMoE(nn.Module):
     def extra_repr(self) -> str:
         split = (f'grid={self.grid}'
                  if self.grid else f'patch_size={self.patch_size}')
+        capacity = ('' if self.capacity_factor is None else
+                    f', capacity_factor={self.capacity_factor}')
         return (f'num_experts={self.num_experts}, top_k={self.top_k}, '
-                f'{split}, num_shared_experts={len(self.shared_experts)}')
+                f'{split}, num_shared_experts={len(self.shared_experts)}'
+                f'{capacity}')

@@ -8,15 +8,15 @@ import torch
 from torch import Tensor, nn
 
 from .registry import BALANCE_LOSSES
-from .routing import RoutingRecord
+from .routing import RoutingRecord, count_values
 from .statistics import cv_squared  # shared with the routing statistics
 
 
 def top1_fraction(record: RoutingRecord) -> Tensor:
     """Fraction f_i of patches whose first choice is expert i (no grad)."""
-    counts = torch.bincount(
-        record.experts[:, 0], minlength=record.num_experts)
-    return counts.to(record.probs.dtype) / record.num_patches
+    patches, experts = record.probs.shape
+    counts = count_values(record.experts[:, 0], experts)
+    return counts.to(record.probs.dtype) / patches
 
 
 class BalanceLoss(nn.Module):
@@ -43,11 +43,8 @@ class BalanceLoss(nn.Module):
         if 'loss' not in name:
             raise ValueError(f"balance_loss.loss_name must contain 'loss' "
                              f'(MMSeg sums only such keys), got {name!r}')
-        self._loss_name = name
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name
+        #: Key in loss dicts.
+        self.loss_name = name
 
     def value(self, record: RoutingRecord) -> Tensor:
         raise NotImplementedError
@@ -103,7 +100,8 @@ class MoESwitchLoss(BalanceLoss):
 
     def value(self, record: RoutingRecord) -> Tensor:
         fraction = top1_fraction(record)
-        return record.num_experts * (fraction * record.probs.mean(0)).sum()
+        return record.probs.shape[1] * (fraction *
+                                        record.probs.mean(0)).sum()
 
 
 @BALANCE_LOSSES.register

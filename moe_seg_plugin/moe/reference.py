@@ -1,10 +1,10 @@
 """The naive PatchConvMoE: every expert on every patch window, then masked.
 
 This is the layer as the method is written down, with none of the sparse
-dispatch: all patch windows are cut out (``PatchLayout.extract``), every
-routed expert runs on all of them (stage by stage with the padding masks
-where needed), and the outputs are combined with a dense (T, N) weight
-matrix that is zero for the experts a patch did not choose. It costs N
+dispatch: all patch windows are cut out, every routed expert runs on all of
+them (stage by stage with the padding masks where needed), and the outputs
+are combined with a dense (T, N) weight matrix that is zero for the experts
+a patch did not choose. It costs N
 experts' compute whatever ``top_k`` is. It gives the same output and
 gradients as ``PatchConvMoE.forward`` (up to float rounding, and in eval
 mode when experts hold batch norms: in training those normalise over the
@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .experts import run_expert
 from .layer import PatchConvMoE
+from .patches import all_patches, depatchify, patchify
 from .routing import RoutingRecord
 
 
@@ -40,18 +41,20 @@ def naive_forward(layer: PatchConvMoE, x: Tensor) -> Tensor:
         Tensor: (B, C_out, Ho, Wo).
     """
     layout = layer.layout(x.shape[2], x.shape[3])
-    record = layer.route(layer.gate_logits(x, layout))
-    windows = layout.extract(x)
+    record = layer.route(layer.gate(x, layout.cell_means))
+    patches = all_patches(layout, x.shape[0], x.device)
+    windows = patchify(x, layout, patches)
     weights = dense_weights(record, layer.num_experts)
     mixed = 0
     for index, expert in enumerate(layer.experts):
-        out = run_expert(expert, windows, layout, None, layer.stagewise)
+        out = run_expert(expert, layer.expert_steps, windows, layout,
+                         patches)
         mixed = mixed + out * weights[:, index].to(out.dtype).view(
             -1, 1, 1, 1)
     for expert in layer.shared_experts:
-        mixed = mixed + run_expert(expert, windows, layout, None,
-                                   layer.stagewise)
-    return layout.assemble(mixed, x.shape[0])
+        mixed = mixed + run_expert(expert, layer.expert_steps, windows,
+                                   layout, patches)
+    return depatchify(mixed, layout, x.shape[0])
 
 
 def spread_bias(num_patches: int, num_experts: int, top_k: int,

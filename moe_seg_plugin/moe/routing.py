@@ -1,6 +1,6 @@
 """Top-k routing and the record each forward pass leaves behind."""
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -27,6 +27,8 @@ class RoutingRecord:
         row_starts, row_sizes, col_starts, col_sizes (tuple): Where each
             grid cell lies in the layer's output, in pixels.
         out_size (tuple): The layer's output size (Ho, Wo).
+        kept (Tensor, optional): (T, k) False where capacity mode dropped
+            the choice; None when every choice ran.
     """
     logits: Tensor
     probs: Tensor
@@ -42,6 +44,7 @@ class RoutingRecord:
     col_sizes: Tuple[int, ...] = field(default_factory=tuple)
     out_size: Tuple[int, int] = (0, 0)
     weighting: str = 'renormalized'
+    kept: Optional[Tensor] = None
 
     @property
     def num_experts(self) -> int:
@@ -104,7 +107,8 @@ def top_k_route(logits: Tensor,
             :func:`mixing_weights`. Default: 'renormalized'.
 
     Returns:
-        RoutingRecord: The decision (grid and layout fields left empty).
+        RoutingRecord: The decision (grid and layout fields left empty:
+        ``PatchLayout.place`` fills them).
     """
     probs = logits.softmax(dim=1)
     if forced_expert is not None:
@@ -126,21 +130,12 @@ def top_k_route(logits: Tensor,
                          weighting=weighting)
 
 
-def expert_members(choices: Sequence[Sequence[int]],
-                   num_experts: int) -> List[List[Tuple[int, int]]]:
-    """The patches each expert was chosen for.
-
-    Args:
-        choices (list[list[int]]): Chosen experts per patch (T x k), as
-            host lists.
-        num_experts (int): N.
-
-    Returns:
-        list[list[tuple[int, int]]]: Per expert, (patch, index of the
-        weight in the flat T * k weights) pairs, patches in order.
-    """
-    members: List[List[Tuple[int, int]]] = [[] for _ in range(num_experts)]
-    for patch, chosen in enumerate(choices):
-        for rank, expert in enumerate(chosen):
-            members[expert].append((patch, patch * len(chosen) + rank))
-    return members
+def count_values(values: Tensor, size: int) -> Tensor:
+    """How often each of 0 .. size - 1 appears in ``values`` (any shape; an
+    expert per slot, say), as a long tensor (size,) on its device: a
+    scatter-add, which unlike ``torch.bincount`` needs no host sync on
+    CUDA."""
+    flat = values.reshape(-1)
+    return torch.zeros(size, dtype=torch.long,
+                       device=flat.device).scatter_add_(
+                           0, flat, torch.ones_like(flat))

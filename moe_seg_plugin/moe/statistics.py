@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .routing import RoutingRecord
+from .routing import RoutingRecord, count_values
 
 
 def cv_squared(x: Tensor, eps: float = 1e-10) -> Tensor:
@@ -34,8 +34,7 @@ def expert_usage(record: RoutingRecord) -> Tensor:
     Returns:
         Tensor: Shape (N,).
     """
-    counts = torch.bincount(record.experts.flatten(),
-                            minlength=record.num_experts)
+    counts = count_values(record.experts, record.num_experts)
     return counts.float() / counts.sum().clamp_min(1)
 
 
@@ -56,12 +55,16 @@ def routing_health(record: RoutingRecord) -> dict:
     """The metrics logged in training.
 
     Returns:
-        dict[str, Tensor]: ``usage_entropy`` (normalised) and
-        ``dominant_share`` (the busiest expert's share of slots).
+        dict[str, Tensor]: ``usage_entropy`` (normalised),
+        ``dominant_share`` (the busiest expert's share of slots) and, in
+        capacity mode, ``dropped_share`` (the share of slots dropped).
     """
     usage = expert_usage(record)
-    return dict(usage_entropy=normalised_entropy(usage),
-                dominant_share=usage.max())
+    health = dict(usage_entropy=normalised_entropy(usage),
+                  dominant_share=usage.max())
+    if record.kept is not None:
+        health['dropped_share'] = 1 - record.kept.float().mean()
+    return health
 
 
 @torch.no_grad()
@@ -89,9 +92,10 @@ class RoutingCounts:
 
     Holds (float64, on the device of the first record): slot counts per
     expert (each patch fills k slots), gate probability mass per expert
-    (importance), the sum of the per-patch gate entropies, the patch count
-    and, when ``num_classes`` > 0, the label pixels per class and the
-    pixel-slots per class and expert (a pixel in a patch routed to k
+    (importance), the sum of the per-patch gate entropies, the patch count,
+    the slots capacity mode dropped and, when ``num_classes`` > 0, the
+    label pixels per class and the pixel-slots per class and expert (a
+    pixel in a patch routed to k
     experts adds 1 to each of them).
 
     Args:
@@ -114,7 +118,7 @@ class RoutingCounts:
     @staticmethod
     def flat_size(num_experts: int, num_classes: int) -> int:
         """Length of :meth:`flat` for these sizes."""
-        return 2 * num_experts + 2 + num_classes * (1 + num_experts)
+        return 2 * num_experts + 3 + num_classes * (1 + num_experts)
 
     def _part(self, start: int, length: int) -> Tensor:
         return self._flat[start:start + length]
@@ -140,14 +144,19 @@ class RoutingCounts:
         return self._part(2 * self.num_experts + 1, 1)
 
     @property
+    def dropped(self) -> Tensor:
+        """Slots over an expert's capacity (1,)."""
+        return self._part(2 * self.num_experts + 2, 1)
+
+    @property
     def class_pixels(self) -> Tensor:
         """Label pixels per class (C,)."""
-        return self._part(2 * self.num_experts + 2, self.num_classes)
+        return self._part(2 * self.num_experts + 3, self.num_classes)
 
     @property
     def class_slots(self) -> Tensor:
         """Pixel-slots per class and expert (C, N)."""
-        start = 2 * self.num_experts + 2 + self.num_classes
+        start = 2 * self.num_experts + 3 + self.num_classes
         return self._part(start, self.num_classes * self.num_experts).view(
             self.num_classes, self.num_experts)
 
@@ -183,11 +192,15 @@ class RoutingCounts:
         if self._flat.device != record.probs.device:
             self._flat = self._flat.to(record.probs.device)
         experts, probs = record.experts, record.probs.detach()
+        kept = record.kept
         if image_index is not None:
             per_image = record.grid[1] * record.grid[2]
             part = slice(image_index * per_image,
                          (image_index + 1) * per_image)
             experts, probs = experts[part], probs[part]
+            kept = None if kept is None else kept[part]
+        if kept is not None:
+            self.dropped.add_((~kept).sum())
         experts = experts.flatten()
         self.slots.index_add_(
             0, experts, torch.ones_like(experts, dtype=torch.float64))
@@ -230,6 +243,8 @@ class RoutingCounts:
               MoEImportanceLoss formula, over all patches added).
             - ``gate_entropy``: mean per-patch gate entropy H(P_t)
               normalised by log N (0 confident, 1 uniform; 0 for N = 1).
+            - ``dropped_share``: share of the top-k slots dropped over an
+              expert's capacity (capacity mode; 0 otherwise).
             - ``class_pixels`` and ``expert_given_class`` (C x N rows
               summing to 1, zeros for a class without pixels): only when
               class counts were added.
@@ -253,7 +268,9 @@ class RoutingCounts:
             ],
             importance=(mass / mass.sum().clamp_min(1e-300)).tolist(),
             importance_cv2=float(cv_squared(mass)),
-            gate_entropy=(mean_entropy / math.log(n) if n > 1 else 0.0))
+            gate_entropy=(mean_entropy / math.log(n) if n > 1 else 0.0),
+            dropped_share=float(self.dropped.item()) /
+            max(float(slots.sum()), 1.0))
         out['num_dead'] = len(out['dead_experts'])
         if self.num_classes:
             pixels = self.class_pixels.cpu()
@@ -355,9 +372,8 @@ def class_expert_counts(record: RoutingRecord, image_index: int,
     label = label.to(cells.device).long()
     valid = (cells >= 0) & (label >= 0) & (label < num_classes)
     pairs = label[valid] * per_image + cells[valid]
-    class_cell = torch.bincount(
-        pairs, minlength=num_classes * per_image).double().view(
-            num_classes, per_image)
+    class_cell = count_values(pairs, num_classes * per_image).double(
+    ).view(num_classes, per_image)
     first = image_index * per_image
     experts = record.experts[first:first + per_image].to(cells.device)
     slots = class_cell.new_zeros(num_classes, record.num_experts)

@@ -73,7 +73,8 @@ def test_top_k_n_costs_the_all_experts_figure(num_experts):
     assert info.dense == DENSE
     assert info.expert_windows == EXPERT_WINDOWS
     assert info.gate == _gate(num_experts)
-    assert info.all_experts == _gate(num_experts) + num_experts * DENSE
+    assert info.all_experts == (_gate(num_experts) +
+                                num_experts * EXPERT_WINDOWS)
     assert info.actual == info.all_experts  # the traced dispatch
 
 
@@ -90,26 +91,26 @@ def test_experts_run_on_the_windows_of_their_patches(top_k):
 
 
 def test_stagewise_experts_on_windows_with_halo():
-    # Padded second conv: windows keep their halo, stage by stage.
+    # Padded second conv: windows hold both convs' halo; each conv runs
+    # without padding, so each computes only outputs the next one reads.
     module = nn.Sequential(nn.Conv2d(C_IN, C_IN, 3, padding=1), nn.ReLU(),
                            nn.Conv2d(C_IN, C_OUT, 3, padding=1))
     layer = _layer(module, num_experts=4, top_k=2)
     info = analyze_moe_layer(layer, _spread_input(layer, 2))
-    # Windows: patch + 2 px each side (rows 6+4, cols 8+4); both convs keep
-    # their padding, so each computes window-sized outputs, which are
-    # cropped to the patch afterwards.
+    # Windows: patch + 2 px each side (rows 6+4, cols 8+4); the first conv
+    # gives the patch + 1 px (8x10), the second the patch (6x8).
     assert info.window_shape == (PATCHES, C_IN, 10, 12)
-    first = PATCHES * 10 * 12 * C_IN * C_IN * 9
-    second = PATCHES * 10 * 12 * C_IN * C_OUT * 9
+    first = PATCHES * 8 * 10 * C_IN * C_IN * 9
+    second = PATCHES * 6 * 8 * C_IN * C_OUT * 9
     assert info.expert_windows == first + second
     assert info.routed == 2 * info.expert_windows
 
 
-def test_an_expert_with_every_patch_runs_on_the_whole_map():
+def test_an_expert_with_every_patch_runs_on_every_window():
     layer = _layer(num_experts=4, top_k=1)
     layer.forced_expert = 2
     info = analyze_moe_layer(layer, torch.randn(BATCH, C_IN, HEIGHT, WIDTH))
-    assert info.actual == _gate(4) + DENSE
+    assert info.actual == _gate(4) + EXPERT_WINDOWS
 
 
 def test_shared_experts_run_on_every_patch():
@@ -117,7 +118,7 @@ def test_shared_experts_run_on_every_patch():
     info = analyze_moe_layer(layer, _spread_input(layer, 1))
     assert info.shared == 2 * DENSE
     assert info.actual == _gate(4) + EXPERT_WINDOWS + 2 * DENSE
-    assert info.all_experts == _gate(4) + 6 * DENSE
+    assert info.all_experts == _gate(4) + 4 * EXPERT_WINDOWS + 2 * DENSE
 
 
 @pytest.mark.parametrize('kernel', [1, 3])

@@ -42,21 +42,26 @@ def test_noise_only_in_training():
     assert torch.equal(record.experts, record.logits.topk(2, 1).indices)
 
 
-class _CountingConv(nn.Conv2d):
-    """A conv that records the shapes it is run on."""
-
-    def forward(self, x):
-        self.calls = getattr(self, 'calls', []) + [tuple(x.shape)]
-        return super().forward(x)
-
-
 @pytest.mark.parametrize('top_k,shared,spread', [(1, 0, True), (2, 0, True),
                                                  (3, 2, True), (2, 0, False)])
-def test_each_expert_runs_once_on_its_patches_only(top_k, shared, spread):
-    conv = _CountingConv(4, 5, 3, padding=1)
-    moe = PatchConvMoE(conv, num_experts=5, top_k=top_k, grid=(3, 4),
-                       num_shared_experts=shared,
+def test_each_expert_runs_once_on_its_patches_only(top_k, shared, spread,
+                                                    monkeypatch):
+    from moe_seg_plugin.moe import dispatch
+    calls = []
+    run = dispatch.run_expert
+
+    def recording(expert, steps, windows, layout, patches):
+        calls.append((expert, tuple(windows.shape)))
+        return run(expert, steps, windows, layout, patches)
+
+    monkeypatch.setattr(dispatch, 'run_expert', recording)
+    moe = PatchConvMoE(nn.Conv2d(4, 5, 3, padding=1), num_experts=5,
+                       top_k=top_k, grid=(3, 4), num_shared_experts=shared,
                        gate=dict(type='ConvGAPGate'))
+    shared_calls = []
+    for expert in moe.shared_experts:
+        expert.register_forward_hook(
+            lambda m, args, out: shared_calls.append(tuple(args[0].shape)))
     patches = 3 * 3 * 4
     if spread:
         bias = spread_bias(patches, 5, top_k)
@@ -68,21 +73,24 @@ def test_each_expert_runs_once_on_its_patches_only(top_k, shared, spread):
     assert record.grid == (3, 3, 4)
     assert record.experts.shape == (patches, top_k)
     per_expert = torch.bincount(record.experts.flatten(), minlength=5)
-    layout = moe.layout(30, 41)
-    window = layout.window_size(moe.tight_windows)
-    assert moe.tight_windows and window == (12, 13)  # 10x11 patches, 3x3
-    for expert, count in zip(moe.experts, per_expert.tolist()):
-        calls = getattr(expert, 'calls', [])
-        if count == 0:
-            assert calls == []
-        elif count == patches:  # every patch: the whole map, in one call
-            assert calls == [(3, 4, 30, 41)]
-        else:  # the windows of its patches only, in one call
-            assert calls == [(count, 4) + window]
+    # 10x11 patches, a 3x3 kernel: windows of 12x13 (the patch plus the
+    # one-pixel halo), one call per chosen expert, in expert order.
+    assert calls == [(moe.experts[e], (count, 4, 12, 13))
+                     for e, count in enumerate(per_expert.tolist()) if count]
     if spread:
         assert 0 < per_expert.max() < patches
     # Shared experts see every patch: the whole map.
-    assert [e.calls for e in moe.shared_experts] == [[(3, 4, 30, 41)]] * shared
+    assert shared_calls == [(3, 4, 30, 41)] * shared
+
+
+def test_a_conv_with_its_own_forward_is_refused():
+    class Standardised(nn.Conv2d):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    with pytest.raises(ValueError, match='Standardised computes its '
+                       'convolution in its own forward'):
+        PatchConvMoE(Standardised(4, 5, 3, padding=1), num_experts=2)
 
 
 def test_gradients_reach_gate_and_only_chosen_experts():
@@ -145,6 +153,7 @@ def test_traces_for_flop_counting():
     analyzer = FlopAnalyzer(moe, (x, ))
     analyzer.unsupported_ops_warnings(False)
     # Patches of 8x10 pixels, two experts per patch (18 windows of 10x12
-    # with the halo, run unpadded: 8x10 outputs each), plus a small gate.
+    # with the halo, run without padding: 8x10 outputs each), plus a small
+    # gate.
     patch = FlopAnalyzer(conv, (torch.randn(1, 4, 8, 10), )).total()
     assert 18 * patch < analyzer.total() < 1.15 * 18 * patch

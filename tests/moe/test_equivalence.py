@@ -82,7 +82,7 @@ def test_sequential_with_inner_padding_equals_dense():
             ConvModule(6, 5, 3, stride=2, padding=2, dilation=2,
                        norm_cfg=dict(type='BN'))))
     moe = _single_expert(seq, grid=(3, 3))
-    assert moe.stagewise
+    assert [step.masked for step in moe.expert_steps] == [False, True]
     for size in SIZES:
         _assert_same(moe, seq, torch.randn(2, 4, *size))
 

@@ -117,7 +117,7 @@ def test_flat_sums_reload_and_reset():
     before = counts.summary()
     flat = counts.flat()
     assert flat.dtype == torch.float64
-    assert flat.numel() == RoutingCounts.flat_size(N, 3) == 2 * N + 2 + 3 * 5
+    assert flat.numel() == RoutingCounts.flat_size(N, 3) == 2 * N + 3 + 3 * 5
     counts.load_flat(2 * flat)  # what a sum over two equal ranks gives
     after = counts.summary()
     assert after['patches'] == 2 * before['patches'] == 36

@@ -1,0 +1,190 @@
+"""Sparse dispatch: patches grouped by expert, each expert once on its
+patches' windows, the outputs mixed back per patch.
+
+The steps, in the order a forward pass takes them (see
+``PatchConvMoE.forward``): :func:`group_by_expert` sorts the (patch, expert)
+slots by expert; ``patches.patchify`` gathers their windows in that order;
+:func:`run_experts` runs each expert once, on its contiguous run of windows;
+``patches.combine`` mixes each output pixel from its patch's k outputs with
+their mixing weights. Index tensors carry the routing on the device;
+the only value read back to the host is how many windows each expert gets
+(to split the windows), one small transfer per forward pass.
+"""
+import math
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .distributed import global_counts, has_collective_norm, world_size
+from .experts import StageStep, run_expert
+from .patches import PatchLayout, all_patches, patchify
+from .routing import count_values
+
+
+@dataclass
+class ExpertGroups:
+    """The (patch, expert) slots of a batch, grouped by expert.
+
+    Attributes:
+        patches (Tensor): (S,) the patch whose window each expert run
+            reads, expert after expert.
+        counts (list[int]): How many of them each expert gets.
+        slots (Tensor): (T, k) for patch t's r-th choice, its row among
+            the experts' outputs (any row where the choice was dropped).
+        weights (Tensor): (T, k) mixing weights, 0 where dropped.
+        kept (Tensor, optional): (T, k) False where capacity dropped the
+            choice; None when nothing can be dropped.
+        capacity (int, optional): Windows per expert in capacity mode.
+    """
+    patches: Tensor
+    counts: List[int]
+    slots: Tensor
+    weights: Tensor
+    kept: Optional[Tensor] = None
+    capacity: Optional[int] = None
+
+
+def expert_capacity(factor: float, patches: int, top_k: int,
+                    num_experts: int) -> int:
+    """Windows per expert in capacity mode: ``ceil(factor * T * k / N)``,
+    at least 1 and at most T (a patch chooses an expert once)."""
+    return max(1, min(patches, math.ceil(factor * patches * top_k /
+                                         num_experts)))
+
+
+def group_by_expert(experts: Tensor, weights: Tensor, num_experts: int,
+                    forced_expert: Optional[int] = None,
+                    capacity: Optional[int] = None) -> ExpertGroups:
+    """Group the slots of the chosen ``experts`` (T, k) by expert.
+
+    Default mode: every slot, sorted by expert (stably: each expert's
+    patches stay in order); how many each expert got is read to the host
+    once. Capacity mode: each expert gets exactly ``capacity`` windows,
+    shapes fixed by the input size, no host sync. Slots over an expert's
+    capacity are dropped, first choices before second choices, then in
+    patch order (GShard's policy): a dropped choice adds nothing and the
+    patch's other weights stay as they were. Spare capacity runs on other
+    patches' windows (real data, so batch norms see the input's
+    statistics) and its outputs are not used.
+
+    Args:
+        experts (Tensor): The chosen experts of each patch.
+        weights (Tensor): Their mixing weights (T, k).
+        num_experts (int): N.
+        forced_expert (int, optional): Every patch goes to this expert, so
+            the counts are known without reading the choices (never
+            dropped).
+        capacity (int, optional): Windows per expert (capacity mode).
+
+    Returns:
+        ExpertGroups: The slots grouped by expert.
+    """
+    if capacity is not None and forced_expert is None:
+        return _groups_with_capacity(experts, weights, num_experts, capacity)
+    flat = experts.reshape(-1)
+    order = torch.argsort(flat, stable=True)
+    inverse = torch.empty_like(order).scatter_(
+        0, order, torch.arange(flat.shape[0], device=flat.device))
+    patches = torch.div(order, experts.shape[1], rounding_mode='floor')
+    if forced_expert is not None:
+        counts = [0] * num_experts
+        counts[forced_expert] = flat.shape[0]
+    else:
+        counts = count_values(flat, num_experts).tolist()  # the host sync
+    return ExpertGroups(patches, counts, inverse.view_as(experts), weights)
+
+
+def _groups_with_capacity(experts: Tensor, weights: Tensor,
+                          num_experts: int, capacity: int) -> ExpertGroups:
+    patches, top_k = experts.shape
+    # Each slot's place in its expert's queue, first choices first.
+    by_rank = F.one_hot(experts.t().reshape(-1), num_experts)
+    place = (by_rank.cumsum(0) * by_rank).sum(1).view(top_k, patches).t() - 1
+    kept = place < capacity
+    row = experts * capacity + place
+    rows = num_experts * capacity
+    device = experts.device
+    # Rows of the experts' windows: spare ones read patches in turn; a
+    # dropped slot writes to one row past the end, cut off.
+    reads = torch.cat([
+        torch.arange(rows, device=device) % patches,
+        torch.zeros(1, dtype=torch.long, device=device)
+    ]).scatter(0, torch.where(kept, row, rows).reshape(-1),
+               torch.arange(patches, device=device).repeat_interleave(
+                   top_k))[:rows]
+    return ExpertGroups(reads, [capacity] * num_experts,
+                        torch.where(kept, row, 0),
+                        weights * kept.to(weights.dtype), kept, capacity)
+
+
+def _has_batch_norm(module: nn.Module) -> bool:
+    return any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for m in module.modules())
+
+
+def run_experts(experts: Sequence[nn.Module], steps: Sequence[StageStep],
+                x: Tensor, layout: PatchLayout, groups: ExpertGroups,
+                windows: Tensor) -> Tensor:
+    """Each expert once, on its run of windows, in expert order.
+
+    In distributed training with collective norms (SyncBN) in the experts,
+    every expert some rank chose runs on every rank, on no window where
+    this rank has none (see :mod:`.distributed`); in capacity mode every
+    expert runs on every rank anyway. An expert with a batch
+    norm whose windows would hold one value per channel in training (one
+    one-pixel patch) runs on every window of the batch and keeps its own
+    output, so the norm has statistics to use.
+
+    Args:
+        experts (list[nn.Module]): The routed experts.
+        steps (list[StageStep]): Their stages.
+        x (Tensor): The input map (B, C, H, W).
+        layout (PatchLayout): Its patch layout.
+        groups (ExpertGroups): The slots in expert order.
+        windows (Tensor): The slots' windows, in that order.
+
+    Returns:
+        Tensor: (S, C_out, ph, pw), the slots' outputs in expert order.
+    """
+    counts = groups.counts
+    chosen = counts
+    training = experts[0].training if len(experts) else False
+    if (groups.capacity is None and training and world_size() > 1
+            and has_collective_norm(experts)):
+        chosen = global_counts(counts, x.device)
+    pixels = layout.rows.patch * layout.cols.patch
+    # split, not slices: its backward puts the windows' gradients side by
+    # side in one copy, where each slice's would fill a zero tensor of all
+    # windows.
+    outputs = []
+    for expert, count, anywhere, mine, patches in zip(
+            experts, counts, chosen, windows.split(counts),
+            groups.patches.split(counts)):
+        if not anywhere:
+            continue
+        if training and count * pixels == 1 and _has_batch_norm(expert):
+            outputs.append(
+                _run_with_context(expert, steps, x, layout, patches))
+        else:
+            outputs.append(run_expert(expert, steps, mine, layout, patches))
+    return torch.cat(outputs)
+
+
+def _run_with_context(expert: nn.Module, steps: Sequence[StageStep],
+                      x: Tensor, layout: PatchLayout,
+                      patches: Tensor) -> Tensor:
+    """``expert`` on every window of the batch; the outputs of
+    ``patches``."""
+    every = all_patches(layout, x.shape[0], x.device)
+    out = run_expert(expert, steps, patchify(x, layout, every), layout,
+                     every)
+    return out.index_select(0, patches)
+
+
+__all__ = [
+    'ExpertGroups', 'expert_capacity', 'group_by_expert', 'run_experts'
+]
