@@ -1,4 +1,8 @@
 """Shared test fixtures: import the plugin first (as configs do)."""
+import importlib
+import pathlib
+import sys
+
 import pytest
 import torch
 
@@ -8,6 +12,24 @@ import moe_seg_plugin  # noqa: F401  (compat layer + registrations)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+TOOLS = str(pathlib.Path(__file__).resolve().parents[1] / 'tools')
+
+
+@pytest.fixture
+def tool():
+    """A function giving ``tools/<name>.py`` as a module (tools/ is not a
+    package; a tool may import another by name)."""
+
+    def load(name: str):
+        sys.path.insert(0, TOOLS)
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(TOOLS)
+
+    return load
 
 
 #: Config folders whose backbones come from mmpretrain's model zoo

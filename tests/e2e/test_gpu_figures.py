@@ -17,15 +17,6 @@ pytestmark = pytest.mark.slow
 SCRIPT = ROOT / 'tools' / 'gpu_figures.py'
 
 
-def _tool():
-    sys.path.insert(0, str(ROOT / 'tools'))
-    try:
-        import gpu_figures
-    finally:
-        sys.path.pop(0)
-    return gpu_figures
-
-
 def _rows(text: str, first_cells: str) -> list:
     """The rows of the Markdown table whose header starts with
     ``first_cells`` (e.g. '| N | k |'), as dicts by column name."""
@@ -117,17 +108,17 @@ def test_out_and_json_hold_the_whole_run(quick_run):
     assert 'compile' not in figures
 
 
-def test_compile_failure_and_timeout_are_rows():
-    tool = _tool()
-    args = tool.settle(tool.parse_args(
+def test_compile_failure_and_timeout_are_rows(tool):
+    figures = tool('gpu_figures')
+    args = figures.settle(figures.parse_args(
         ['--device', 'cpu', '--quick', '--compile-backend',
          'no_such_backend']))
-    failed = tool.compile_in_subprocess(args, 'default', timeout=120)
+    failed = figures.compile_in_subprocess(args, 'default', timeout=120)
     assert failed['status'].startswith('failed: InvalidBackend'), failed
-    args = tool.settle(tool.parse_args(['--device', 'cpu', '--quick']))
-    late = tool.compile_in_subprocess(args, 'capacity', timeout=1)
+    args = figures.settle(figures.parse_args(['--device', 'cpu', '--quick']))
+    late = figures.compile_in_subprocess(args, 'capacity', timeout=1)
     assert late['status'] == 'timeout after 1 s', late
-    text = tool.render_compile(dict(config='c.py', backend='eager', batch=2,
+    text = figures.render_compile(dict(config='c.py', backend='eager', batch=2,
                                     shape=[64, 64], rows=[failed, late]))
     rows = _rows(text, '| MoE mode |')
     assert [r['status'] for r in rows] == [failed['status'],
@@ -135,17 +126,17 @@ def test_compile_failure_and_timeout_are_rows():
     assert rows[0]['graphs'] == '-'
 
 
-def test_spent_budget_skips_every_section(tmp_path, capsys):
+def test_spent_budget_skips_every_section(tool, tmp_path, capsys):
     import torch
     from mmengine.logging import MMLogger
-    tool = _tool()
+    figures = tool('gpu_figures')
     out = tmp_path / 'figures.md'
     # main() quiets MMEngine's logger and sets cudnn.benchmark: undo that
     # for the tests that run after this one in the same process.
     logger = MMLogger.get_current_instance()
     level, benchmark = logger.level, torch.backends.cudnn.benchmark
     try:
-        assert tool.main(['--device', 'cpu', '--quick', '--budget', '0',
+        assert figures.main(['--device', 'cpu', '--quick', '--budget', '0',
                           '--out', str(out)]) == 0
     finally:
         logger.setLevel(level)

@@ -1,26 +1,14 @@
 """tools/benchmark_dispatch.py on a tiny harness: its table and counts."""
 import pathlib
-import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _tool():
-    sys.path.insert(0, str(ROOT / 'tools'))
-    try:
-        import benchmark_dispatch
-    finally:
-        sys.path.pop(0)
-    return benchmark_dispatch
-
 
 TINY = ['--shape', '12', '24', '--channels', '8', '--batch', '1',
         '--repeats', '1']
 
 
-def test_table_has_a_row_per_mode_and_a_column_per_layer(capsys):
-    tool = _tool()
-    assert tool.main(TINY + ['--experts', '2', '4', '--capacity-factor',
+def test_table_has_a_row_per_mode_and_a_column_per_layer(tool, capsys):
+    assert tool('benchmark_dispatch').main(TINY + ['--experts', '2', '4', '--capacity-factor',
                              '1.0', '--old', str(ROOT)]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.startswith('| N |'))
@@ -34,9 +22,8 @@ def test_table_has_a_row_per_mode_and_a_column_per_layer(capsys):
         assert len(ratios) == 3 and all(r > 0 for r in ratios)
 
 
-def test_counts_the_functions_of_one_training_step(capsys):
-    tool = _tool()
-    assert tool.main(TINY + ['--count-functions']) == 0
+def test_counts_the_functions_of_one_training_step(tool, capsys):
+    assert tool('benchmark_dispatch').main(TINY + ['--count-functions']) == 0
     out = capsys.readouterr().out
     functions = int(out.split(' calls ')[1].split(' functions')[0])
     classes = int(out.split(' functions of ')[1].split(' classes')[0])
