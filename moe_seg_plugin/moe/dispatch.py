@@ -8,7 +8,8 @@ slots by expert; ``patches.patchify`` gathers their windows in that order;
 ``patches.combine`` mixes each output pixel from its patch's k outputs with
 their mixing weights. Index tensors carry the routing on the device;
 the only value read back to the host is how many windows each expert gets
-(to split the windows), one small transfer per forward pass.
+(to split the windows), one small transfer per forward pass, and none in
+capacity mode, where every expert gets the same number.
 """
 import math
 from dataclasses import dataclass
