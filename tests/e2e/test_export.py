@@ -74,15 +74,26 @@ def test_onnx_keeps_routing_and_equals_pytorch(routed_checkpoint, tmp_path):
     assert 'MoE / stock' in printed
 
 
-def test_without_capacity_factor_nothing_is_dropped(routed_checkpoint,
-                                                    tmp_path):
-    printed = _run([MOE_CONFIG, routed_checkpoint] + SHAPE +
-                   ['--out', str(tmp_path / 'm.onnx'), '--runs',
-                    '1']).stdout
-    line = next(line for line in printed.splitlines()
-                if line.startswith('MoE layer '))
-    assert 'dropped share per input: 0.000, 0.000, 0.000' in line
-    assert 'capacity factor 4' in line  # N / k = 8 / 2
+def test_without_capacity_factor_a_layer_has_room_for_every_choice():
+    """No --capacity-factor: a layer keeps its own factor, or gets N / k
+    (nothing dropped: the default dispatch's output); a given factor
+    overrides both."""
+    from moe_seg_plugin.evaluation.onnx_export import plan_capacity
+    from moe_seg_plugin.moe import PatchConvMoE
+    own = PatchConvMoE(torch.nn.Conv2d(2, 2, 3, padding=1), num_experts=6,
+                       top_k=2, capacity_factor=1.5)
+    model = torch.nn.Sequential(
+        PatchConvMoE(torch.nn.Conv2d(2, 2, 3, padding=1), num_experts=8,
+                     top_k=2), own)
+    plans = plan_capacity(model, None)
+    assert [(p.path, p.capacity_factor) for p in plans] == [('0', 4.0),
+                                                            ('1', 1.5)]
+    model[0].eval()
+    with torch.no_grad():
+        model[0](torch.randn(2, 2, 9, 9))
+    assert model[0].last_routing.kept.all()
+    assert [p.capacity_factor for p in plan_capacity(model, 1.25)] == [
+        1.25, 1.25]
 
 
 @pytest.mark.parametrize('args, message', [
