@@ -8,8 +8,6 @@ decode-head logits out), at one input size (the patch layout depends on
 it), with torch's dynamo exporter. :func:`check_export` runs it in
 onnxruntime on inputs that route differently against eager PyTorch.
 """
-import statistics
-import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -18,6 +16,8 @@ from torch import Tensor, nn
 
 from ..engine.errors import SetupError
 from ..moe import PatchConvMoE
+from ..moe.dispatch import expert_capacity
+from .latency import measure_latency
 
 EXTRA_HINT = ('ONNX export needs the export extra: pip install -e '
               '".[export]" (onnx, onnxscript, onnxruntime)')
@@ -153,44 +153,28 @@ def check_export(module: nn.Module, path: str, inputs: List[Tensor],
         got = session.run(None, {name: x.cpu().numpy()})[0]
         diffs.append(float((torch.from_numpy(got) - want.cpu()).abs().max()))
         routings.append(_routing(module))
-        dropped.append({})
-        for p in layers:
-            layer = module.get_submodule(p)
-            record = layer.last_routing
-            dropped[-1][p] = float(1 - record.kept.float().mean())
-            layers[p].chosen = record.experts.numel()
-            layers[p].computed = layer.num_experts * _capacity(layer, record)
+        dropped.append({
+            p: float(1 - module.get_submodule(p).last_routing.kept.float()
+                     .mean())
+            for p in layers
+        })
+    for p, plan in layers.items():  # the same for every input of one size
+        layer = module.get_submodule(p)
+        plan.chosen = layer.last_routing.experts.numel()
+        plan.computed = layer.num_experts * expert_capacity(
+            layer.capacity_factor, layer.last_routing.num_patches,
+            layer.top_k, layer.num_experts)
     differ = {
         p: any(not torch.equal(r[p], routings[0][p]) for r in routings[1:])
         for p in routings[0]
     }
     return dict(max_abs_diff=diffs, routes_differ=differ,
                 dropped_share=dropped,
-                onnx_ms=_median_ms(
+                onnx_ms=measure_latency(
                     lambda: session.run(None, {name: inputs[0].numpy()}),
-                    runs),
-                eager_ms=_median_ms(lambda: _eager(module, inputs[0]), runs))
-
-
-def _capacity(layer: PatchConvMoE, record) -> int:
-    from ..moe.dispatch import expert_capacity
-    return expert_capacity(layer.capacity_factor, record.num_patches,
-                           layer.top_k, layer.num_experts)
-
-
-def _eager(module: nn.Module, x: Tensor) -> None:
-    with torch.no_grad():
-        module(x)
-
-
-def _median_ms(run, runs: int) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+                    warmup=1, repeats=runs)['median_ms'],
+                eager_ms=measure_latency(lambda: module(inputs[0]), warmup=1,
+                                         repeats=runs)['median_ms'])
 
 
 __all__ = [
