@@ -274,7 +274,6 @@ class PatchConvMoE(nn.Module):
         # input's memory format, as torch's convolutions do.
         keep_channels_last = not x.is_contiguous() and x.is_contiguous(
             memory_format=torch.channels_last)
-        pixels = x.contiguous(memory_format=torch.channels_last)
         logits = self.gate(x, layout.cell_means)
         if tuple(logits.shape) != (batch * layout.cells, self.num_experts):
             raise ValueError(
@@ -293,8 +292,8 @@ class PatchConvMoE(nn.Module):
                                  self.num_experts, self._forced_expert,
                                  capacity)
         record.kept = groups.kept
-        windows = patchify(pixels, layout, groups.patches)
-        outputs = run_experts(self.experts, self.expert_steps, pixels,
+        windows = patchify(x, layout, groups.patches)
+        outputs = run_experts(self.experts, self.expert_steps, x,
                               layout, groups, windows)
         out = combine(outputs, layout, groups.slots, groups.weights, batch,
                       keep_channels_last)

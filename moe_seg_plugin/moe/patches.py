@@ -73,11 +73,10 @@ class AxisLayout:
         self.count = len(self.starts)
         #: Input length with the padding :func:`patchify` adds.
         self.padded = self.pad_before + self.in_size + self.pad_after
-
-    def core_sizes(self) -> List[int]:
-        """Input pixels each patch owns for gating."""
         bounds = self.core_bounds
-        return [max(b - a, 0) for a, b in zip(bounds, bounds[1:])]
+        #: Input pixels each patch owns for gating (they add up to the
+        #: input: the bounds run from 0 to ``in_size`` without going back).
+        self.core_sizes = [b - a for a, b in zip(bounds, bounds[1:])]
 
     def window_index(self) -> List[List[int]]:
         """Per patch, the input positions of its window (negative or past
@@ -247,8 +246,8 @@ class PatchLayout:
             'pixel_offsets': (row_within[:, None] * c.patch +
                               col_within[None, :]).reshape(-1),
             'areas': torch.tensor(
-                [[max(h, 1) * max(w, 1) for w in c.core_sizes()]
-                 for h in r.core_sizes()], dtype=dtype, device=device),
+                [[max(h, 1) * max(w, 1) for w in c.core_sizes]
+                 for h in r.core_sizes], dtype=dtype, device=device),
         }
         for stage in range(len(r.stage_sizes)):
             rows = torch.tensor(r.stage_mask(stage), dtype=dtype)
@@ -278,20 +277,20 @@ class PatchLayout:
 
     def cell_means(self, x: Tensor) -> Tensor:
         """Mean of ``x`` (B, C, H, W) over the input pixels each patch owns
-        (one pass over the map: sums over slices, one op per grid row and
-        per grid column).
+        (one pass over the map: sums over the parts of a split, one op per
+        grid row and per grid column).
 
         Returns:
             Tensor: Shape (B * gh * gw, C), patches in the layout's order.
         """
         r, c = self.rows, self.cols
+        # split, not slices: a slice's backward fills a zero map of the
+        # whole input, a split's puts the parts side by side once.
         rows = torch.stack([
-            x[:, :, low:high].sum(dim=2)
-            for low, high in zip(r.core_bounds, r.core_bounds[1:])
+            part.sum(dim=2) for part in x.split(r.core_sizes, dim=2)
         ], dim=2)
         cells = torch.stack([
-            rows[..., low:high].sum(dim=3)
-            for low, high in zip(c.core_bounds, c.core_bounds[1:])
+            part.sum(dim=3) for part in rows.split(c.core_sizes, dim=3)
         ], dim=3)
         means = cells / self.tensors(x.device, x.dtype)['areas']
         return means.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
