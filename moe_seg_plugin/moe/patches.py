@@ -42,10 +42,9 @@ class AxisLayout:
             outputs read.
         window_starts (list[int]): Start of each window in input pixels
             (negative inside the leading padding).
-        pad_before (int): Zeros added before the input so that every
-            window starts inside the padded input.
-        pad_after (int): Zeros added after it so that every window ends
-            inside.
+        pad_before (int): Zero pixels the first window reaches before the
+            input.
+        pad_after (int): Zero pixels the last window reaches after it.
         core_bounds (list[int]): Input pixels each patch owns for gating:
             patch i owns ``core_bounds[i]`` to ``core_bounds[i + 1]``.
         stage_sizes (list[int]): Dense output length after each stage.
@@ -71,8 +70,6 @@ class AxisLayout:
     def __post_init__(self) -> None:
         #: Number of patches.
         self.count = len(self.starts)
-        #: Input length with the padding :func:`patchify` adds.
-        self.padded = self.pad_before + self.in_size + self.pad_after
         bounds = self.core_bounds
         #: Input pixels each patch owns for gating (they add up to the
         #: input: the bounds run from 0 to ``in_size`` without going back).
@@ -210,8 +207,9 @@ class PatchLayout:
                 dtype: torch.dtype) -> Dict[str, Tensor]:
         """The layout's index and mask tensors on ``device``, made once:
 
-        - 'cell_windows': (gh * gw, Lh * Lw) where each window's pixels
-          lie in an image padded by :func:`patchify`, row after row;
+        - 'cell_windows': (gh * gw, Lh * Lw) each window's pixels, row
+          after row, as indices into one image's pixels (row-major), -1
+          where the window lies past the image (zero padding);
         - 'pixel_cells', 'pixel_offsets': (Ho * Wo,) for each output pixel,
           its patch's grid cell and its place in the patch (``ph * pw``
           places);
@@ -235,8 +233,10 @@ class PatchLayout:
             return torch.tensor(values, dtype=torch.long, device=device)
 
         rows, cols = longs(r.window_index()), longs(c.window_index())
-        windows = ((rows[:, None, :, None] + r.pad_before) *
-                   c.padded + cols[None, :, None, :] + c.pad_before)
+        inside = (((rows >= 0) & (rows < r.in_size))[:, None, :, None] &
+                  ((cols >= 0) & (cols < c.in_size))[None, :, None, :])
+        pixels = rows[:, None, :, None] * c.in_size + cols[None, :, None, :]
+        windows = torch.where(inside, pixels, -1)
         row_cells, row_within = map(longs, r.pixel_index())
         col_cells, col_within = map(longs, c.pixel_index())
         made = {
@@ -297,9 +297,9 @@ class PatchLayout:
 
 
 def patchify(x: Tensor, layout: PatchLayout, patches: Tensor) -> Tensor:
-    """The windows of ``patches``, gathered from a padded channels-last copy
-    of ``x`` with one index select (its rows are pixels, so each gathered
-    row is one pixel's channels in a row).
+    """The windows of ``patches``, gathered from a channels-last copy of
+    ``x`` with one index select (its rows are pixels, so each gathered row
+    is one pixel's channels in a row).
 
     Args:
         x (Tensor): The input map (B, C, H, W).
@@ -312,17 +312,21 @@ def patchify(x: Tensor, layout: PatchLayout, patches: Tensor) -> Tensor:
         a window lies past the map.
     """
     r, c = layout.rows, layout.cols
-    channels = x.shape[1]
-    # Rows of the padded channels-last map are pixels: each gathered row
-    # holds one pixel's channels.
-    pixels = F.pad(x.permute(0, 2, 3, 1),
-                   (0, 0, c.pad_before, c.pad_after, r.pad_before,
-                    r.pad_after)).reshape(-1, channels)
+    batch, channels, height, width = x.shape
+    # One row per pixel, and a last row of zeros that every window position
+    # past the map reads (a padded copy would write zeros over the whole
+    # map first).
+    pixels = x.new_empty((batch * height * width + 1, channels))
+    pixels[:-1].view(batch, height, width, channels).copy_(
+        x.permute(0, 2, 3, 1))
+    pixels[-1:].zero_()
     image = torch.div(patches, layout.cells, rounding_mode='floor')
     cell = patches - image * layout.cells
     found = layout.tensors(x.device, x.dtype)
-    index = found['cell_windows'].index_select(0, cell) + (
-        image * (r.padded * c.padded))[:, None]
+    inside = found['cell_windows'].index_select(0, cell)
+    index = torch.where(inside >= 0,
+                        inside + (image * (height * width))[:, None],
+                        batch * height * width)
     windows = pixels.index_select(0, index.reshape(-1))
     return windows.view(-1, r.window, c.window, channels).permute(0, 3, 1, 2)
 
@@ -351,20 +355,24 @@ def combine(outputs: Tensor, layout: PatchLayout, slots: Tensor,
     r, c = layout.rows, layout.cols
     found = layout.tensors(outputs.device, outputs.dtype)
     cells, k = found['pixel_cells'], slots.shape[1]
-    source = slots.view(batch, layout.cells, k).index_select(1, cells) * (
-        r.patch * c.patch) + found['pixel_offsets'][:, None]
+    # Mixed pixels in (image, pixel) order for a channels-last map, else in
+    # (pixel, image) order: then (pixels, B * C) -> (B * C, pixels) is one
+    # 2-D transpose, which torch copies blockwise (3x faster on a CPU than
+    # a 4-D permute).
+    order = (0, 1, 2) if channels_last else (1, 0, 2)
+    source = (slots.view(batch, layout.cells, k).index_select(1, cells) *
+              (r.patch * c.patch) + found['pixel_offsets'][:, None]).permute(
+                  order)
     if weights is not None:
         weights = weights.view(batch, layout.cells, k).index_select(
-            1, cells).reshape(-1, k).to(outputs.dtype)
+            1, cells).permute(order).reshape(-1, k).to(outputs.dtype)
     pixels = outputs.permute(0, 2, 3, 1).reshape(-1, outputs.shape[1])
-    mixed = _weighted_gather(pixels, source.view(-1, k), weights)
+    mixed = _weighted_gather(pixels, source.reshape(-1, k), weights)
     if channels_last:
         return mixed.view(batch, r.out_size, c.out_size, -1).permute(
             0, 3, 1, 2)
-    # (pixels, C) -> (B, C, Ho, Wo) through a 2-D transpose (C, pixels),
-    # which torch copies blockwise: 3x faster on a CPU than one 4-D permute.
-    planes = mixed.t().contiguous().view(-1, batch, r.out_size, c.out_size)
-    return planes.transpose(0, 1).contiguous()
+    planes = mixed.view(r.out_size * c.out_size, -1).t().contiguous()
+    return planes.view(batch, -1, r.out_size, c.out_size)
 
 
 def _weighted_gather(rows: Tensor, index: Tensor,
