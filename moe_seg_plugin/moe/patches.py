@@ -42,9 +42,6 @@ class AxisLayout:
             outputs read.
         window_starts (list[int]): Start of each window in input pixels
             (negative inside the leading padding).
-        pad_before (int): Zero pixels the first window reaches before the
-            input.
-        pad_after (int): Zero pixels the last window reaches after it.
         core_bounds (list[int]): Input pixels each patch owns for gating:
             patch i owns ``core_bounds[i]`` to ``core_bounds[i + 1]``.
         stage_sizes (list[int]): Dense output length after each stage.
@@ -60,8 +57,6 @@ class AxisLayout:
     patch: int
     window: int
     window_starts: List[int]
-    pad_before: int
-    pad_after: int
     core_bounds: List[int]
     stage_sizes: List[int]
     stage_starts: List[List[int]]
@@ -161,8 +156,6 @@ def axis_layout(chain: ChainAxis, in_size: int, grid: Optional[int],
         stage_lengths.insert(0, length)
         first = [o * stage.stride - stage.pad_before for o in first]
         length = (length - 1) * stage.stride + stage.extent
-    pad_before = max(0, -min(first))
-    pad_after = max(0, max(first) + length - in_size)
     stride, extent = chain.stride, chain.extent
     centre = (extent - 1) // 2 - chain.pad_before
     bounds = [0] + [
@@ -170,8 +163,7 @@ def axis_layout(chain: ChainAxis, in_size: int, grid: Optional[int],
         for start in starts[1:]
     ] + [in_size]
     return AxisLayout(in_size, out_size, starts, sizes, patch, length, first,
-                      pad_before, pad_after, bounds, stage_sizes,
-                      stage_starts, stage_lengths)
+                      bounds, stage_sizes, stage_starts, stage_lengths)
 
 
 class PatchLayout:

@@ -35,7 +35,8 @@ def test_halo_is_the_receptive_field_radius():
     # A window is the input its 10 outputs read: 6 pixels either side.
     assert axis.patch == 10 and axis.window == 10 + 2 * 6
     assert axis.window_starts == [-6, 4, 14]
-    assert axis.pad_before == 6 and axis.pad_after == 6
+    # The first and last windows reach 6 pixels past the input.
+    assert axis.window_starts[-1] + axis.window - 30 == 6
     # Owned input pixels for gating are the patch's own, no halo.
     assert axis.core_bounds == [0, 10, 20, 30]
 
