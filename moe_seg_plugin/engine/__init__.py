@@ -1,7 +1,9 @@
 """MMEngine glue: run set-up shared by the tools, and hooks."""
+from .checkpoint_fit import CheckpointFitHook
 from .errors import SetupError, as_setup_error
 from .progress import ProgressHook
 from .progress_file import ProgressFileHook
+from .random_state_hook import RandomStateHook
 from .routing_stats_hook import RoutingStatsHook
 from .run_setup import (check_data_roots, clear_errors, cpu_distributed, enable_amp,
                         load_config, run_cli, runner_from_cfg, set_work_dir,
@@ -11,6 +13,6 @@ __all__ = [
     'load_config', 'check_data_roots', 'cpu_distributed', 'enable_amp',
     'set_work_dir', 'test_config', 'use_tta', 'ProgressHook',
     'ProgressFileHook',
-    'RoutingStatsHook', 'run_cli',
+    'RoutingStatsHook', 'CheckpointFitHook', 'RandomStateHook', 'run_cli',
     'runner_from_cfg', 'clear_errors', 'SetupError', 'as_setup_error'
 ]

@@ -286,11 +286,25 @@ def use_tta(cfg: Config) -> None:
     cfg.model = cfg.tta_model
 
 
+#: Hooks every run of the plugin's tools has (added unless the config
+#: lists them): exact resume, and refusal of checkpoints that do not fit.
+PLUGIN_HOOKS = ('RandomStateHook', 'CheckpointFitHook')
+
+
+def add_plugin_hooks(cfg: Config) -> None:
+    """Add :data:`PLUGIN_HOOKS` to ``cfg.custom_hooks`` where missing."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    listed = {hook.get('type') for hook in hooks if isinstance(hook, dict)}
+    hooks += [dict(type=name) for name in PLUGIN_HOOKS if name not in listed]
+    cfg.custom_hooks = hooks
+
+
 def runner_from_cfg(cfg: Config):
     """The Runner a config asks for (``runner_type``), as MMSeg's tools;
     the MoE layers' grids are checked against their maps at the crop size
     as soon as the model is built."""
     from ..models.grid_check import check_model_grids
+    add_plugin_hooks(cfg)
     if 'runner_type' in cfg:
         from mmseg.registry import RUNNERS
         runner = RUNNERS.build(cfg)
