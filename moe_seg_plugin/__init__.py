@@ -19,6 +19,11 @@ allow_mmengine_checkpoints()
 register_config_scope()
 
 from . import engine, models, visualization  # noqa: E402,F401  (register)
+from .engine.atomic_files import use_atomic_local_writes  # noqa: E402
+from .engine.data_errors import name_failing_samples  # noqa: E402
+
+use_atomic_local_writes()
+name_failing_samples()
 from .moe import PatchConvMoE  # noqa: E402
 
 __version__ = '0.1.0'

@@ -47,7 +47,8 @@ def build_runner(args: argparse.Namespace):
     """The Runner for ``args``, with the config checked and adapted."""
     from moe_seg_plugin.engine import (check_data_roots, cpu_distributed,
                                        enable_amp, load_config,
-                                       runner_from_cfg, set_work_dir)
+                                       resume_seed, runner_from_cfg,
+                                       set_work_dir)
 
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
@@ -55,6 +56,7 @@ def build_runner(args: argparse.Namespace):
     if args.amp:
         enable_amp(cfg)
     cfg.resume = args.resume or cfg.get('resume', False)
+    resume_seed(cfg)
     check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
     cpu_distributed(cfg, args.launcher)
     return runner_from_cfg(cfg)

@@ -5,12 +5,13 @@ from .progress import ProgressHook
 from .progress_file import ProgressFileHook
 from .random_state_hook import RandomStateHook
 from .routing_stats_hook import RoutingStatsHook
-from .run_setup import (check_data_roots, clear_errors, cpu_distributed, enable_amp,
-                        load_config, run_cli, runner_from_cfg, set_work_dir,
-                        test_config, use_tta)
+from .run_setup import (check_data_roots, clear_errors, cpu_distributed,
+                        enable_amp, load_config, resume_seed, run_cli,
+                        runner_from_cfg, set_work_dir, test_config, use_tta)
 
 __all__ = [
-    'load_config', 'check_data_roots', 'cpu_distributed', 'enable_amp',
+    'load_config', 'resume_seed', 'check_data_roots', 'cpu_distributed',
+    'enable_amp',
     'set_work_dir', 'test_config', 'use_tta', 'ProgressHook',
     'ProgressFileHook',
     'RoutingStatsHook', 'CheckpointFitHook', 'RandomStateHook', 'run_cli',

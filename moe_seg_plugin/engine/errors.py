@@ -5,9 +5,11 @@ config key, a missing or empty data folder, an unreadable checkpoint).
 :func:`as_setup_error` turns the few errors MMEngine, MMSeg and torch raise
 deep inside for such mistakes into one: an unknown keyword in a config
 section (TypeError), an unknown ``type`` (KeyError from the registry), a
-checkpoint torch cannot read, an mmpretrain backbone without the plugin's
-mmpretrain extra.
+checkpoint torch cannot read or refuses to load safely, a data file that
+does not decode (:mod:`.data_errors`), an mmpretrain backbone without the
+plugin's mmpretrain extra.
 """
+import os
 import pickle
 import re
 from difflib import get_close_matches
@@ -41,10 +43,11 @@ def as_setup_error(exc: BaseException) -> Optional[SetupError]:
     Args:
         exc: An error with its traceback.
     """
+    from .data_errors import unreadable_data_file  # imports this module
     if isinstance(exc, SetupError):
         return exc
-    for explain in (unreadable_checkpoint, unknown_keyword, unknown_type,
-                    missing_mmpretrain_extra):
+    for explain in (unreadable_checkpoint, unreadable_data_file,
+                    unknown_keyword, unknown_type, missing_mmpretrain_extra):
         error = explain(exc)
         if error is not None:
             return error
@@ -81,20 +84,61 @@ def unreadable_checkpoint(exc: BaseException) -> Optional[SetupError]:
     if not loading:
         return None
     path = loading[-1].f_locals.get('f')
-    name = repr(path) if isinstance(path, str) else 'the checkpoint'
+    name = repr(os.fspath(path)) if isinstance(
+        path, (str, os.PathLike)) else 'the checkpoint'
+    refused = refused_globals(exc)
+    if refused is not None:
+        return SetupError(
+            f'checkpoint {name} holds objects that safe loading '
+            f'(torch.load, weights_only=True) refuses: {refused}. A '
+            f'checkpoint saved by MMEngine or this plugin holds none; if '
+            f'you trust where the file came from, load it once in Python '
+            f'with torch.load(path, weights_only=False), save its weights '
+            f"(torch.save({{'state_dict': ckpt['state_dict']}}, "
+            f"'clean.pth')) and point load_from / --resume / CHECKPOINT at "
+            f'clean.pth')
     return SetupError(
         f'checkpoint {name} is not a readable checkpoint (cut short while '
         f'saving or copying, or not a torch file): {_reason(exc)}. Point '
         f'load_from / --resume / CHECKPOINT at a complete .pth file')
 
 
+#: torch's names for what safe loading refused, e.g. "GLOBAL posix.system
+#: whose module posix is blocked" or "Unsupported global: GLOBAL x.Y was
+#: not an allowed global by default".
+_REFUSED_GLOBAL = re.compile(r'GLOBAL ([\w.]+)(?: whose module ([\w.]+) '
+                             r'is blocked)?')
+
+
+def refused_globals(exc: BaseException) -> Optional[str]:
+    """What torch's safe loading refused, if ``exc`` is that refusal.
+
+    Returns:
+        str or None: The refused globals (``'posix.system (its module posix
+        is blocked)'``), or the unpickler's own reason when it names no
+        global; None if ``exc`` is not a safe-loading refusal.
+    """
+    text = str(exc)
+    if not text.startswith('Weights only load failed'):
+        return None
+    marker = 'WeightsUnpickler error:'
+    detail = text.split(marker, 1)[1] if marker in text else ''
+    detail = detail or text.split('\n', 1)[-1]
+    names = []
+    for match in _REFUSED_GLOBAL.finditer(detail):
+        blocked = (f' (its module {match[2]} is blocked)'
+                   if match[2] else ' (not allowed by default)')
+        if match[1] + blocked not in names:
+            names.append(match[1] + blocked)
+    if names:
+        return ', '.join(names)
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    return lines[0].rstrip('.') if lines else 'an object it does not know'
+
+
 def _reason(exc: BaseException) -> str:
     """The first sentence of torch's message."""
     text = str(exc).strip() or type(exc).__name__
-    marker = 'WeightsUnpickler error:'
-    if marker in text:  # safe loading refused what the file holds
-        detail = text.split(marker, 1)[1].strip().splitlines()
-        return 'safe loading refused it: ' + (detail[0] if detail else '')
     first = text.splitlines()[0]
     return first.split('. ')[0].rstrip('.')
 

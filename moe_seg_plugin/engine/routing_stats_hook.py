@@ -2,7 +2,6 @@
 trains, validates or tests."""
 import json
 import logging
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -16,6 +15,7 @@ from torch import nn
 
 from ..models.grid_check import check_model_grids
 from ..models.injection import moe_layers, segmentor_of
+from .atomic_files import atomic_write
 from .errors import SetupError
 from ..moe.routing import RoutingRecord
 from ..moe.statistics import (RoutingCounts, class_expert_counts,
@@ -62,9 +62,11 @@ class RoutingStatsHook(Hook):
     Every log is also appended to ``<work_dir>/<out_file>``, one JSON object
     a line (like MMEngine's scalars.json): ``mode``, ``iter``, ``run`` (the
     runner's timestamp), ``layers`` (the full summary per layer) and, for
-    val/test, ``classes``. A run resumed at iteration i (``--resume``)
-    first drops the train and val entries of iterations after i that the
-    interrupted run wrote, so no (mode, iter) appears twice.
+    val/test, ``classes``. A training run starting at iteration i (i > 0
+    after ``--resume``; 0 for a fresh run or a ``--resume`` that found no
+    checkpoint) first drops the train and val entries of iterations after
+    i that an earlier run in the work dir wrote, so no (mode, iter) appears
+    twice.
 
     Slide inference runs a layer once per crop: every crop counts, and a
     label pixel counts for each crop that covers it. When the runs of a
@@ -176,13 +178,15 @@ class RoutingStatsHook(Hook):
     def before_train(self, runner) -> None:
         self._classes = []
         self._start('train')
-        if runner.iter > 0 and mm_dist.is_main_process():
+        if mm_dist.is_main_process():
             self._continue_file(runner, runner.iter)
 
     def _continue_file(self, runner, start: int) -> None:
-        """A resumed run continues the file of the run it resumes: the
-        entries that run wrote after iteration ``start`` (train and val;
-        logged again now) are dropped, as is a line cut short by a crash."""
+        """A training run continues the file from the iteration it starts
+        at: the entries an earlier run in the work dir wrote after
+        iteration ``start`` (train and val; logged again now) are dropped,
+        as is a line cut short by a crash. ``start`` is 0 for a fresh run
+        and for a ``--resume`` that found no checkpoint."""
         path = osp.join(runner.work_dir, self.out_file)
         if not osp.isfile(path):
             return
@@ -191,13 +195,11 @@ class RoutingStatsHook(Hook):
         kept = [line for line in lines if _kept(line, start)]
         if len(kept) == len(lines):
             return
-        partial = f'{path}.partial'
-        with open(partial, 'w', encoding='utf-8') as file:
-            file.writelines(line + '\n' for line in kept)
-        os.replace(partial, path)
-        print_log(f'RoutingStatsHook: resumed at iteration {start}; dropped '
-                  f'{len(lines) - len(kept)} entries of {path} written '
-                  f'after it', logger='current')
+        atomic_write(path, ''.join(line + '\n' for line in kept))
+        dropped = len(lines) - len(kept)
+        print_log(f'RoutingStatsHook: training starts at iteration {start}; '
+                  f'dropped {dropped} entries of {path} written after it',
+                  logger='current')
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
@@ -368,9 +370,15 @@ class RoutingStatsHook(Hook):
                 self._draw(runner, entry, step)
 
     def _write(self, runner, entry: dict) -> None:
+        """Add ``entry`` as a line of the stats file; the file is rewritten
+        whole (:func:`atomic_write`), so a failed write leaves it as it
+        was."""
         path = osp.join(runner.work_dir, self.out_file)
-        with open(path, 'a', encoding='utf-8') as file:
-            file.write(json.dumps(entry) + '\n')
+        written = ''
+        if osp.isfile(path):
+            with open(path, encoding='utf-8') as file:
+                written = file.read()
+        atomic_write(path, written + json.dumps(entry) + '\n')
 
     def _draw(self, runner, entry: dict, step: int) -> None:
         from ..visualization.routing_charts import class_heat_map

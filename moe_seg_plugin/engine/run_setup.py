@@ -19,6 +19,7 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
+from .data_errors import unreadable_data_file
 from .errors import SetupError, as_setup_error, frames
 
 GENERATE_HINT = {
@@ -213,6 +214,40 @@ def test_config(config: str,
     return cfg
 
 
+def resume_seed(cfg: Config) -> Optional[int]:
+    """Give a resumed run the seed of the run it resumes.
+
+    MMEngine builds the data loaders (sampler order, loader workers' seeds)
+    before it reads the checkpoint's seed, so a config without
+    ``randomness.seed`` would shuffle and augment with a fresh seed after
+    ``--resume``. The checkpoint to resume (``load_from``, else the work
+    dir's ``last_checkpoint``, as MMEngine finds it) is read here first and
+    its seed set as ``cfg.randomness.seed``.
+
+    Args:
+        cfg (Config): A training config with ``resume`` and ``work_dir``.
+
+    Returns:
+        int or None: The seed taken over, or None (not resuming, nothing to
+        resume, or a checkpoint without a seed).
+    """
+    from mmengine.runner import find_latest_checkpoint
+    if not cfg.get('resume'):
+        return None
+    path = cfg.get('load_from') or find_latest_checkpoint(cfg.work_dir)
+    if not path or not osp.isfile(path):
+        return None
+    checkpoint = torch.load(path, map_location='cpu', mmap=True)
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    seed = meta.get('seed') if isinstance(meta, dict) else None
+    if seed is None:
+        return None
+    randomness = dict(cfg.get('randomness') or {})
+    randomness['seed'] = seed
+    cfg.randomness = randomness
+    return seed
+
+
 def enable_amp(cfg: Config) -> None:
     """Mixed precision as MMSeg's --amp does; AMP needs a GPU here."""
     if not torch.cuda.is_available():
@@ -330,7 +365,8 @@ def clear_errors(work: Callable[[], object],
     """Run ``work()``; a set-up error is printed as one line (``error:
     ...``) instead of a traceback, unless MOE_SEG_DEBUG is set.
 
-    Set-up errors: a :class:`SetupError` wherever it is raised; the known
+    Set-up errors: a :class:`SetupError` (a failed save among them) and a
+    data file that does not decode, wherever they are raised; the known
     mistakes :func:`as_setup_error` recognises (unknown config key or type,
     unreadable checkpoint); and, unless ``running``, any FileNotFoundError,
     ValueError or RuntimeError (bad config, missing file, bad option).
@@ -363,6 +399,9 @@ def _setup_error(exc: Exception, running: bool) -> Optional[Exception]:
     """The error to print as one line, or None to keep the traceback."""
     if isinstance(exc, SetupError):
         return exc
+    data_file = unreadable_data_file(exc)  # met at any iteration
+    if data_file is not None:
+        return data_file
     if running and not _in_setup_step(exc):
         return None
     known = as_setup_error(exc)
