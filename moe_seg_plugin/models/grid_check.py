@@ -1,9 +1,10 @@
-"""Checking, when a model is built, that every MoE layer's grid fits the
-feature map it gets at the config's crop size.
+"""Checking, when a model is built, that every MoE layer's grid or patch
+size fits the feature map it gets at the config's crop size.
 
-At run time a grid larger than a layer's output is clipped (inputs of any
-size work). At the training crop size that would silently train another
-grid than the config names, so it is refused up front: the layers' input
+At run time a grid or patch size larger than a layer's output is clipped
+(inputs of any size work). At the training crop size that would silently
+train another split than the config names, so it is refused up front: the
+layers' input
 sizes are found by running the model on a *fake* image of the crop size
 (``FakeTensorMode``: shapes only, no compute, no memory), with each MoE
 layer standing in as its first expert.
@@ -78,8 +79,8 @@ def output_size(layer: PatchConvMoE, height: int, width: int) -> Size:
 def check_grids_fit(model: nn.Module,
                     crop_size: Optional[Sequence[int]],
                     in_channels: int = 3) -> None:
-    """Refuse MoE layers whose grid does not fit their map at the crop
-    size.
+    """Refuse MoE layers whose grid or patch size does not fit their map
+    at the crop size.
 
     Args:
         model (nn.Module): The built segmentor.
@@ -88,8 +89,8 @@ def check_grids_fit(model: nn.Module,
         in_channels (int): Image channels. Default: 3.
 
     Raises:
-        ValueError: Naming the layer, its grid, its output at the crop
-            size and the largest grid that fits.
+        ValueError: Naming the layer, its grid (patch size), its output
+            at the crop size and the largest grid (patch size) that fits.
     """
     layers = moe_layers(model)
     if not layers or not crop_size or not hasattr(model, '_forward'):
@@ -100,7 +101,8 @@ def check_grids_fit(model: nn.Module,
         print_log(
             f'MoE grid check skipped: the model could not run on a fake '
             f'{tuple(crop_size)} image ({type(exc).__name__}: {exc}); grids '
-            'larger than a layer\'s map are clipped at run time',
+            'or patch sizes larger than a layer\'s map are clipped at run '
+            'time',
             logger='current')
         return
     for path, layer in layers.items():
@@ -111,11 +113,32 @@ def check_grids_fit(model: nn.Module,
             raise ValueError(
                 f'{path}: at the crop size {tuple(crop_size)} the layer '
                 f'gets a {sizes[path]} map and gives an empty output')
-        if layer.grid and (layer.grid[0] > out[0] or layer.grid[1] > out[1]):
-            raise ValueError(
-                f'{path}: grid {layer.grid} does not fit the layer\'s output '
-                f'{out} at the crop size {tuple(crop_size)}; use a grid of '
-                f'at most {out} (rows, cols), or patch_size')
+        _check_split(path, 'grid', layer.grid, out, tuple(crop_size))
+        _check_split(path, 'patch_size', layer.patch_size, out,
+                     tuple(crop_size))
+
+
+def _check_split(path: str, key: str, split: Optional[Size], out: Size,
+                 crop_size: Size) -> None:
+    """Refuse a grid or patch size larger than the layer's output.
+
+    Args:
+        path (str): The layer's path in the model.
+        key (str): 'grid' or 'patch_size'.
+        split (tuple[int, int], optional): Its value (None: not used).
+        out (tuple[int, int]): The layer's output at the crop size.
+        crop_size (tuple[int, int]): The crop size.
+
+    Raises:
+        ValueError: Naming the layer, the setting, the output and the
+            largest value that fits.
+    """
+    if split and (split[0] > out[0] or split[1] > out[1]):
+        other = 'patch_size' if key == 'grid' else 'grid'
+        raise ValueError(
+            f'{path}: {key} {split} does not fit the layer\'s output {out} '
+            f'at the crop size {crop_size}; use a {key} of at most {out} '
+            f'(rows, cols), or {other}')
 
 
 def check_model_grids(model: nn.Module) -> None:

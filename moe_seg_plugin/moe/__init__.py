@@ -3,7 +3,7 @@ from .gates import ConvGAPGate, DoubleConvGAPGate, GAPLinearGate
 from .layer import PatchConvMoE
 from .losses import (MoEEntropyLoss, MoEImportanceLoss, MoELoadLoss,
                      MoESwitchLoss, MoEZLoss)
-from .registry import BALANCE_LOSSES, GATES
+from .registry import BALANCE_LOSSES, GATES, UnknownKeyError
 from .routing import RoutingRecord, top_k_route
 from .statistics import expert_usage, normalised_entropy, routing_health
 
@@ -11,5 +11,5 @@ __all__ = [
     'PatchConvMoE', 'GAPLinearGate', 'ConvGAPGate', 'DoubleConvGAPGate',
     'MoEImportanceLoss', 'MoELoadLoss', 'MoESwitchLoss', 'MoEEntropyLoss',
     'MoEZLoss', 'RoutingRecord', 'top_k_route', 'GATES', 'BALANCE_LOSSES',
-    'expert_usage', 'normalised_entropy', 'routing_health'
+    'UnknownKeyError', 'expert_usage', 'normalised_entropy', 'routing_health'
 ]

@@ -1,7 +1,8 @@
 """PatchConvMoE: a convolution replaced by patch-routed convolutional experts."""
+import functools
 import logging
 import re
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -13,7 +14,8 @@ from .experts import (EXPERT_INITS, add_relative_noise,
 from .geometry import ChainAxis, channels, conv_stages
 from .losses import MoELoadLoss
 from .patches import PatchLayout, axis_layout, combine, patchify
-from .registry import BALANCE_LOSSES, GATES, ConfigLike
+from .registry import (BALANCE_LOSSES, GATES, ConfigLike, check_keywords,
+                       keywords_of)
 from .routing import WEIGHTINGS, RoutingRecord, top_k_route
 
 _DEFAULT = object()
@@ -23,6 +25,11 @@ MAX_CACHED_LAYOUTS = 32
 logger = logging.getLogger('moe_seg_plugin')
 
 IntPair = Union[int, Sequence[int]]
+#: The method each dtype has to cast a module to it (``layer.double()``).
+CAST_METHODS = {
+    torch.float64: 'double', torch.float32: 'float', torch.float16: 'half',
+    torch.bfloat16: 'bfloat16'
+}
 
 
 def _positive_pair(value: IntPair, key: str) -> Tuple[int, int]:
@@ -32,6 +39,36 @@ def _positive_pair(value: IntPair, key: str) -> Tuple[int, int]:
         raise ValueError(f'{key} must be a positive int or a pair of '
                          f'positive ints (rows, cols), got {value!r}')
     return pair
+
+
+def checked_settings(init: Callable) -> Callable:
+    """Wrap a layer's ``__init__`` so that an unknown keyword setting is
+    refused with the allowed ones (Python's TypeError names neither); the
+    wrapper keeps ``init``'s signature for ``inspect``.
+
+    Args:
+        init: The ``__init__`` to wrap.
+
+    Returns:
+        Callable: The wrapped ``__init__``.
+    """
+    accepted = [name for name in keywords_of(init) if name != 'self']
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs) -> None:
+        check_keywords(kwargs, accepted, type(self).__name__)
+        init(self, *args, **kwargs)
+
+    return wrapper
+
+
+def autocast_handles(x: Tensor, dtype: torch.dtype) -> bool:
+    """Whether autocast, on for ``x``'s device, reconciles ``x``'s dtype
+    with parameters of ``dtype`` (both floating, neither float64, which
+    autocast leaves as it is)."""
+    return (x.is_floating_point() and dtype.is_floating_point
+            and torch.float64 not in (x.dtype, dtype)
+            and torch.is_autocast_enabled(x.device.type))
 
 
 class PatchConvMoE(nn.Module):
@@ -87,10 +124,11 @@ class PatchConvMoE(nn.Module):
     Loading a state dict that holds the *dense* module's weights under this
     layer's prefix (a stock checkpoint) upcycles them: with
     ``expert_init='copy'`` every expert (and shared expert) starts from them
-    plus noise; with 'random' they are dropped. Either is logged to the
-    'moe_seg_plugin' logger.
+    plus noise (logged at INFO); with 'random' they are dropped (a WARNING
+    naming both choices). Both go to the 'moe_seg_plugin' logger.
     """
 
+    @checked_settings
     def __init__(self,
                  module: nn.Module,
                  num_experts: int = 8,
@@ -156,6 +194,8 @@ class PatchConvMoE(nn.Module):
         self.init_noise = float(init_noise)
         self.capacity_factor = (None if capacity_factor is None else
                                 float(capacity_factor))
+        #: The class of the module the layer replaces, for messages.
+        self.replaced_type = type(module).__name__
         self._dense_keys = tuple(module.state_dict().keys())
         self._dense_params = frozenset(
             name for name, _ in module.named_parameters())
@@ -233,16 +273,39 @@ class PatchConvMoE(nn.Module):
                 axis_layout(self.cols, width, grid[1], size[1], 'width'))
             if len(self._layouts) >= MAX_CACHED_LAYOUTS:
                 self._layouts.pop(next(iter(self._layouts)))
-            if layout.clipped(self.grid) and not self._clip_logged:
-                self._clip_logged = True
-                logger.warning(
-                    f'PatchConvMoE: grid {self.grid} is larger than the '
-                    f'output {layout.out_size} of the replaced layer for a '
-                    f'{height}x{width} input; this input uses a '
-                    f'{layout.grid} grid (one patch per output pixel where '
-                    'the grid does not fit; said once per layer)')
+            self._warn_clipped(layout, height, width)
         self._layouts[key] = layout  # most recently used last
         return layout
+
+    def _warn_clipped(self, layout: PatchLayout, height: int,
+                      width: int) -> None:
+        """Say, once per layer, that the grid or patch size is larger than
+        the output for this input (the layout is clipped to the output).
+
+        Args:
+            layout (PatchLayout): The layout of this input.
+            height (int): The input's height.
+            width (int): The input's width.
+        """
+        if self._clip_logged:
+            return
+        where = (f'{height}x{width} input; this input uses a {layout.grid} '
+                 'grid')
+        if layout.clipped(self.grid):
+            logger.warning(
+                f'PatchConvMoE: grid {self.grid} is larger than the output '
+                f'{layout.out_size} of the replaced layer for a {where} '
+                '(one patch per output pixel where the grid does not fit; '
+                'said once per layer)')
+        elif layout.oversized(self.patch_size):
+            logger.warning(
+                f'PatchConvMoE: patch_size {self.patch_size} is larger than '
+                f'the output {layout.out_size} of the replaced layer for a '
+                f'{where} (one patch of the whole output where the '
+                'patch_size does not fit; said once per layer)')
+        else:
+            return
+        self._clip_logged = True
 
     def route(self, logits: Tensor) -> RoutingRecord:
         """Choose experts for gate logits (T, N)."""
@@ -268,6 +331,7 @@ class PatchConvMoE(nn.Module):
         if x.shape[0] == 0:
             raise ValueError('PatchConvMoE got an empty batch (0 images); '
                              'it needs at least one image to route')
+        self._check_dtype(x)
         batch = x.shape[0]
         layout = self.layout(x.shape[2], x.shape[3])
         # The dispatch works on pixels (channels-last); the output keeps the
@@ -302,6 +366,34 @@ class PatchConvMoE(nn.Module):
         for expert in self.shared_experts:
             out = out + expert(x)
         return out
+
+    def _check_dtype(self, x: Tensor) -> None:
+        """Refuse an input whose dtype the layer's parameters cannot take
+        (it would fail deep inside, in a gather or a convolution).
+
+        A dtype comparison on tensor metadata: no host sync, and tracing
+        (torch.compile, ONNX export) sees a constant. Under autocast a
+        lower-precision input or layer is autocast's to reconcile.
+
+        Args:
+            x (Tensor): The layer's input.
+
+        Raises:
+            TypeError: Naming the layer, both dtypes and the casts.
+        """
+        param = next(self.parameters(), None)
+        if param is None or x.dtype == param.dtype or autocast_handles(
+                x, param.dtype):
+            return
+        method = CAST_METHODS.get(x.dtype)
+        layer_cast = (f", or the layer to the input's (layer.{method}())"
+                      if method else '')
+        replaced = getattr(self, 'replaced_type', 'a module')  # old pickles
+        raise TypeError(
+            f'PatchConvMoE (replacing {replaced}): input dtype '
+            f"{x.dtype} does not match the layer's parameter dtype "
+            f"{param.dtype}; cast the input to the layer's "
+            f'(x.to({param.dtype})){layer_cast}')
 
     def balance_loss(self) -> Dict[str, Tensor]:
         """The balancing losses on the last forward pass's routing.
@@ -395,11 +487,14 @@ class PatchConvMoE(nn.Module):
         """Turn the dense module's weights into every expert's entries."""
         where = prefix.rstrip('.') or '<root>'
         if self.expert_init != 'copy':
-            logger.info(
+            logger.warning(
                 f"PatchConvMoE '{where}': the checkpoint holds the dense "
                 f"layer's weights ({', '.join(sorted(dense))}); with "
                 "expert_init='random' they are not used and the experts keep "
-                "their own initialisation")
+                'their fresh initialisation (their keys are missing from '
+                "the checkpoint): keep expert_init='random' to train fresh "
+                "experts, or set expert_init='copy' to upcycle the dense "
+                'weights into the experts')
             return
         groups = [('experts', len(self.experts)),
                   ('shared_experts', len(self.shared_experts))]

@@ -107,7 +107,9 @@ def split_axis(out_size: int, grid: Optional[int],
         axis (str): 'height' or 'width', for error messages.
 
     A grid with more patches than the output has pixels along the axis is
-    clipped to one patch per pixel (:meth:`PatchLayout.clipped` says so).
+    clipped to one patch per pixel (:meth:`PatchLayout.clipped` says so);
+    a patch size longer than the output gives one patch of the whole output
+    (:meth:`PatchLayout.oversized` says so).
 
     Returns:
         tuple: Patch starts, real sizes, and the common padded length.
@@ -194,6 +196,13 @@ class PatchLayout:
         """Whether this layout has fewer patches than ``grid`` asks for
         (the output is smaller than the grid along an axis)."""
         return grid is not None and self.grid != tuple(grid)
+
+    def oversized(self, patch_size: Optional[Tuple[int, int]]) -> bool:
+        """Whether ``patch_size`` (rows, cols) is larger than the output
+        along an axis (that axis then has one patch, of the whole
+        output)."""
+        return patch_size is not None and (patch_size[0] > self.out_size[0]
+                                           or patch_size[1] > self.out_size[1])
 
     def tensors(self, device: torch.device,
                 dtype: torch.dtype) -> Dict[str, Tensor]:

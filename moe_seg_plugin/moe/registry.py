@@ -5,12 +5,74 @@ glue (``moe_seg_plugin.models``) registers the same classes into
 ``mmseg.registry.MODELS`` so configs can name them there too.
 """
 import copy
+import difflib
 import inspect
-from typing import Any, Callable, Dict, Optional, Union
+from typing import (Any, Callable, Collection, Dict, Iterable, List,
+                    Optional, Sequence, Union)
 
 from torch import nn
 
 ConfigLike = Union[dict, str, type, nn.Module]
+
+
+class UnknownKeyError(TypeError, ValueError):
+    """A keyword a class does not take, named with the ones it does.
+
+    A TypeError, as Python's own for an unexpected keyword, and a
+    ValueError, as the core's other bad settings (so callers that name the
+    config section, e.g. ``inject_moe``, catch it too).
+    """
+
+
+def keywords_of(func: Callable) -> Optional[List[str]]:
+    """The keyword arguments ``func`` (a function or class) takes.
+
+    Args:
+        func: A callable.
+
+    Returns:
+        list[str] | None: Their names in order, None if it takes
+        ``**kwargs`` (any keyword) or has no signature.
+    """
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def check_keywords(given: Iterable[str], accepted: Collection[str],
+                   owner: str, where: str = '',
+                   shown: Optional[Sequence[str]] = None) -> None:
+    """Refuse keywords outside ``accepted``.
+
+    Args:
+        given: The keywords passed.
+        accepted: The keywords allowed.
+        owner (str): The class they are for, e.g. 'DoubleConvGAPGate'.
+        where (str): The setting that holds them, e.g. 'gate' (none: the
+            keywords are the owner's own).
+        shown: The allowed keywords to list (default ``accepted``); those
+            the builder fills in itself may be left out.
+
+    Raises:
+        UnknownKeyError: Naming the setting, the first unknown key, the
+            owner, the closest allowed key if any, and the allowed keys.
+    """
+    unknown = [key for key in given if key not in accepted]
+    if not unknown:
+        return
+    key = unknown[0]
+    shown = sorted(accepted if shown is None else shown)
+    close = difflib.get_close_matches(key, shown, n=1)
+    hint = f' (did you mean {close[0]!r}?)' if close else ''
+    more = f' (also unknown: {unknown[1:]})' if unknown[1:] else ''
+    prefix = f'{where}: ' if where else ''
+    raise UnknownKeyError(f'{prefix}unknown key {key!r} for {owner}{hint}'
+                          f'{more}; allowed: {shown}')
 
 
 class Table:
@@ -65,13 +127,15 @@ class Table:
         cfg = copy.deepcopy(dict(cfg))
         kind = cfg.pop('type')
         cls = kind if isinstance(kind, type) else self.lookup(kind, key)
-        accepted = inspect.signature(cls).parameters
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+        accepted = keywords_of(cls)
         kwargs = {
             name: value
             for name, value in defaults.items()
-            if takes_any or name in accepted
+            if accepted is None or name in accepted
         }
+        if accepted is not None:
+            shown = [name for name in accepted if name not in defaults]
+            check_keywords(cfg, accepted, cls.__name__, key, shown)
         kwargs.update(cfg)
         try:
             return cls(**kwargs)

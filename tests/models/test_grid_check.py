@@ -54,3 +54,26 @@ def test_grid_larger_than_the_map_at_the_crop_size_is_refused(cfg):
 
 def test_no_crop_size_skips(cfg):
     check_grids_fit(_model(cfg, (40, 8)), None)
+
+
+def _patch_model(cfg, patch_size):
+    model_cfg = cfg.model.copy()
+    model_cfg.decode_head.moe.grid = None
+    model_cfg.decode_head.moe.patch_size = patch_size
+    return MODELS.build(model_cfg)
+
+
+def test_patch_size_larger_than_the_map_at_the_crop_size_is_refused(cfg):
+    """As a grid too large: at run time it would be one patch along that
+    axis, so at the crop size it is refused with the same message."""
+    model = _patch_model(cfg, (40, 8))
+    with pytest.raises(ValueError,
+                       match=r"^decode_head.bottleneck: patch_size \(40, 8\) "
+                       r"does not fit the layer's output \(32, 32\) at the "
+                       r'crop size \(256, 256\); use a patch_size of at most '
+                       r'\(32, 32\) \(rows, cols\), or grid$'):
+        check_grids_fit(model, (256, 256))
+
+
+def test_patch_size_that_fits_passes(cfg):
+    check_grids_fit(_patch_model(cfg, (32, 8)), (256, 256))

@@ -1,4 +1,6 @@
 """Bad settings raise ValueError naming the key and what is allowed."""
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -27,7 +29,7 @@ def _conv():
     (dict(gate=dict(type='ConvGAPGate', kernel_size=2)),
      'gate.kernel_size must be a positive odd'),
     (dict(gate=dict(type='GAPLinearGate', bad_arg=1)),
-     'gate: cannot build GAPLinearGate'),
+     r"gate: unknown key 'bad_arg' for GAPLinearGate; allowed: \[\]"),
     (dict(balance_loss=dict(type='NoSuchLoss')),
      "balance_loss: unknown balancing loss type 'NoSuchLoss'; allowed: "
      r"\['MoEEntropyLoss', 'MoEImportanceLoss', 'MoELoadLoss', "),
@@ -123,3 +125,98 @@ def test_bad_weighting():
         PatchConvMoE(_conv(), weighting='softmax')
 
 
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(gate=dict(type='DoubleConvGAPGate', hiden_channels=8)),
+     r"^gate: unknown key 'hiden_channels' for DoubleConvGAPGate \(did you "
+     r"mean 'hidden_channels'\?\); allowed: \['hidden_channels', "
+     r"'kernel_size', 'with_act'\]$"),
+    (dict(gate=dict(type='ConvGAPGate', kernel=3)),
+     r"^gate: unknown key 'kernel' for ConvGAPGate \(did you mean "
+     r"'kernel_size'\?\); allowed: \['kernel_size'\]$"),
+    (dict(balance_loss=[dict(type='MoESwitchLoss'),
+                        dict(type='MoEZLoss', los_weight=0.1)]),
+     r"^balance_loss: unknown key 'los_weight' for MoEZLoss \(did you mean "
+     r"'loss_weight'\?\); allowed: \['loss_name', 'loss_weight'\]$"),
+    (dict(gride=(2, 2)),
+     r"^unknown key 'gride' for PatchConvMoE \(did you mean 'grid'\?\); "
+     r"allowed: \['balance_loss', .*'grid', .*'weighting'\]$"),
+    (dict(top_k=1, experts=2, zzz=1),
+     r"^unknown key 'experts' for PatchConvMoE \(did you mean "
+     r"'num_experts'\?\) \(also unknown: \['zzz'\]\); allowed: "),
+])
+def test_unknown_keyword_names_the_allowed_ones(kwargs, match):
+    """An unknown keyword of a gate, a balancing loss or the layer itself
+    names the owner, the key, its nearest allowed key and all of them; a
+    TypeError as Python's own, and a ValueError as the other settings."""
+    with pytest.raises(TypeError, match=match) as info:
+        PatchConvMoE(_conv(), **kwargs)
+    assert isinstance(info.value, ValueError)
+
+
+def test_layer_keeps_its_signature_for_introspection():
+    import inspect
+    params = list(inspect.signature(PatchConvMoE).parameters)
+    assert params[:3] == ['module', 'num_experts', 'top_k']
+    assert 'kwargs' not in params
+
+
+@pytest.mark.parametrize('x_dtype,layer_dtype,cast', [
+    (torch.float64, torch.float32, 'layer.double()'),
+    (torch.float32, torch.float64, 'layer.float()'),
+    (torch.bfloat16, torch.float32, 'layer.bfloat16()'),
+])
+def test_input_dtype_other_than_the_layers_is_refused_at_entry(
+        x_dtype, layer_dtype, cast):
+    moe = PatchConvMoE(_conv(), num_experts=2).to(layer_dtype)
+    x = torch.randn(1, 4, 8, 8, dtype=x_dtype)
+    with pytest.raises(TypeError, match=(
+            rf"^PatchConvMoE \(replacing Conv2d\): input dtype {x_dtype} does "
+            rf"not match the layer's parameter dtype {layer_dtype}; cast the "
+            rf"input to the layer's \(x.to\({layer_dtype}\)\), or the layer "
+            rf"to the input's \({re.escape(cast)}\)$")):
+        moe(x)
+    assert moe(x.to(layer_dtype)).dtype == layer_dtype
+    cast_layer = getattr(moe, cast.split('.')[1][:-2])()
+    assert cast_layer(x).dtype == x_dtype
+
+
+def test_float64_input_is_refused_under_autocast_too():
+    """Autocast leaves float64 as it is, so it would fail inside anyway."""
+    moe = PatchConvMoE(_conv(), num_experts=2)
+    with torch.autocast('cpu', dtype=torch.bfloat16), pytest.raises(
+            TypeError, match='input dtype torch.float64 does not match'):
+        moe(torch.randn(1, 4, 8, 8, dtype=torch.float64))
+
+
+def test_dtype_check_compiles_without_graph_breaks():
+    """The check reads tensor metadata only: one graph with it, under
+    autocast too; a mismatch still raises it."""
+    moe = PatchConvMoE(_conv(), num_experts=2, capacity_factor=2.0).eval()
+    compiled = torch.compile(moe, backend='eager', fullgraph=True)
+    x = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), moe(x))
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            assert compiled(x.bfloat16()).dtype == torch.bfloat16
+        with pytest.raises(TypeError, match='input dtype torch.float64'):
+            torch.compile(moe, backend='eager')(x.double())
+
+
+def test_patch_size_larger_than_feature_map_is_clipped_and_said_once(caplog):
+    """As a grid too large for the map: one patch of the whole output along
+    that axis (so any input size works), logged once per layer."""
+    moe = PatchConvMoE(_conv(), grid=None, patch_size=(4, 8)).eval()
+    with caplog.at_level('WARNING', logger='moe_seg_plugin'):
+        moe(torch.randn(1, 4, 8, 8))
+        assert not caplog.records
+        moe(torch.randn(1, 4, 8, 6))
+        assert moe.last_routing.grid == (1, 2, 1)
+        moe(torch.randn(1, 4, 2, 2))
+    clipped = [r for r in caplog.records if 'larger than the output' in
+               r.getMessage()]
+    assert len(clipped) == 1
+    assert clipped[0].getMessage().startswith(
+        'PatchConvMoE: patch_size (4, 8) is larger than the output (8, 6) of '
+        'the replaced layer for a 8x6 input; this input uses a (2, 1) grid')
