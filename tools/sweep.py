@@ -36,8 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='settings for every run, e.g. '
                         'train_cfg.max_iters=300')
-    parser.add_argument('--work-dir', help='sweep directory (default: '
-                        'work_dirs/sweeps/<family>)')
+    parser.add_argument('--work-dir', help='sweep directory, a folder '
+                        'existing or new (default: work_dirs/sweeps/<family>)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs at once (local processes, or Slurm jobs '
                         'of one array running together)')
@@ -63,6 +63,7 @@ def sweep(args: argparse.Namespace) -> int:
                                                 run_local, submit_slurm,
                                                 wait_slurm)
     from moe_seg_plugin.sweep.family import arch_names, expand, load_family
+    from moe_seg_plugin.sweep.files import check_folder
     from moe_seg_plugin.sweep.sweep_dir import (check_run_settings,
                                                 record_sweep)
     if args.jobs < 1:
@@ -76,6 +77,7 @@ def sweep(args: argparse.Namespace) -> int:
     archs = args.archs or arch_names()
     specs = expand(family, archs, args.seeds, args.dataset, args.values)
     sweep_dir = args.work_dir or osp.join('work_dirs', 'sweeps', family.name)
+    check_folder(sweep_dir, '--work-dir')
     if args.dry_run:
         for spec in specs:
             print(spec.run_id, spec.config, spec.options,
@@ -96,7 +98,7 @@ def sweep(args: argparse.Namespace) -> int:
         settings = SlurmSettings(args.partition, args.gpus, args.nodes,
                                  args.cpus_per_task, args.timeout_min)
         jobs = submit_slurm(specs, sweep_dir, args.cfg_options, settings,
-                            args.jobs)
+                            args.jobs, progress.print_fn)
         print(f'submitted {len(jobs)} Slurm jobs: '
               f'{sorted({str(job.job_id) for job in jobs.values()})}')
         if args.no_wait:

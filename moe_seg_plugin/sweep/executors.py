@@ -19,13 +19,42 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
 from ..engine.progress_file import read_progress
-from .run import finished_row, record_failure, run_one, write_row
-from .spec import RunSpec, read_row
+from .run import (broken_row, finished_row, record_failure, row_path,
+                  run_one, write_row)
+from .spec import BrokenRow, RunSpec, read_row
 
 #: Seconds between looks at the runs, and at least between two progress
 #: lines (a finished run is always said at once).
 POLL_SECONDS = 10.0
 PRINT_SECONDS = 60.0
+
+
+def ended_row(spec: RunSpec, sweep_dir: str) -> Optional[dict]:
+    """The row a run left, or None if it left none or one that cannot be
+    read (the caller records the run as failed, which replaces it)."""
+    try:
+        return read_row(row_path(spec, sweep_dir))
+    except BrokenRow:
+        return None
+
+
+def say_broken(specs: List[RunSpec], sweep_dir: str,
+               print_fn: Callable[[str], None] = print) -> List[str]:
+    """Say which of the runs about to run have a row.json that cannot be
+    read: they run again (resuming from their last checkpoint) and write a
+    new row, instead of being taken as finished or as never started.
+
+    Returns:
+        list[str]: Their run_ids.
+    """
+    found = []
+    for spec in specs:
+        broken = broken_row(spec, sweep_dir)
+        if broken is not None:
+            print_fn(f'{spec.run_id}: {broken}; running it again (it resumes '
+                     'from its last checkpoint)')
+            found.append(spec.run_id)
+    return found
 
 
 def _worker(spec: dict, sweep_dir: str, cfg_options: Optional[dict]) -> dict:
@@ -104,6 +133,7 @@ def run_local(specs: List[RunSpec], sweep_dir: str,
     if rows:
         progress.print_fn(f'{len(rows)} of {len(specs)} runs finished '
                           'before; skipped')
+    say_broken(waiting, sweep_dir, progress.print_fn)
     context = multiprocessing.get_context('spawn')
     running: Dict[Future, RunSpec] = {}
     started: Dict[str, float] = {}
@@ -165,7 +195,7 @@ def _result(future: Future, spec: RunSpec, sweep_dir: str) -> dict:
     try:
         return future.result()
     except Exception as exc:  # noqa: BLE001  (the process itself failed)
-        row = read_row(osp.join(spec.work_dir(sweep_dir), 'row.json'))
+        row = ended_row(spec, sweep_dir)
         return row if row is not None else record_failure(
             spec, sweep_dir,
             f'{type(exc).__name__}: worker process ended: {exc}')
@@ -206,14 +236,18 @@ def slurm_task(spec: dict, sweep_dir: str,
 
 def submit_slurm(specs: List[RunSpec], sweep_dir: str,
                  cfg_options: Optional[dict], settings: SlurmSettings,
-                 jobs: int = 256) -> Dict[str, object]:
-    """Submit the unfinished specs as Slurm jobs through submitit.
+                 jobs: int = 256,
+                 print_fn: Callable[[str], None] = print
+                 ) -> Dict[str, object]:
+    """Submit the unfinished specs as Slurm jobs through submitit (runs
+    with a row.json that cannot be read are said and run again).
 
     Returns:
         dict: run_id -> submitit Job.
     """
     import submitit
     todo = [s for s in specs if finished_row(s, sweep_dir) is None]
+    say_broken(todo, sweep_dir, print_fn)
     executor = submitit.AutoExecutor(
         folder=osp.join(sweep_dir, 'slurm', '%j'), cluster='slurm')
     family = specs[0].family if specs else 'sweep'
@@ -253,15 +287,13 @@ def wait_slurm(jobs: Dict[str, object], specs: List[RunSpec],
             if job.done():
                 del pending[run_id]
                 spec = by_id[run_id]
-                row = read_row(osp.join(spec.work_dir(sweep_dir),
-                                        'row.json'))
+                row = ended_row(spec, sweep_dir)
                 if row is None:
                     row = record_failure(
                         spec, sweep_dir, f'Slurm job {job.job_id} ended in '
-                        f'state {job.state} without a row')
+                        f'state {job.state} without a readable row')
                 progress.finished(row)
         progress.running([by_id[r] for r in pending])
         if pending:
             time.sleep(POLL_SECONDS)
-    return [read_row(osp.join(s.work_dir(sweep_dir), 'row.json')) or {}
-            for s in specs]
+    return [ended_row(s, sweep_dir) or {} for s in specs]

@@ -4,9 +4,10 @@ A sweep directory (see :mod:`.spec`) holds ``sweep.json`` and one
 ``runs/<run_id>/row.json`` per ended run. This module reads them and writes,
 per architecture and family value (the stock baseline first):
 
-- ``table.md`` / ``table.csv``: runs done and failed, mIoU mean ± std over
-  seeds, the paired difference to the stock baseline with its spread,
-  params +%, GFLOPs +%, latency ratio and the final routing balance;
+- ``table.md`` / ``table.csv``: runs done, failed and broken (a row.json
+  that cannot be read), mIoU mean ± std over seeds, the paired difference
+  to the stock baseline with its spread, params +%, GFLOPs +%, latency
+  ratio and the final routing balance (only values the sweep ran);
 - the plots of :mod:`.plots` (mIoU per value, usage entropy over
   training, P(expert | class) of the best value).
 
@@ -17,14 +18,15 @@ decides whether a difference is a finding; the findings report
 import csv
 import json
 import math
-import os
 import os.path as osp
 from dataclasses import dataclass, field
 from statistics import mean, stdev
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..engine.errors import SetupError
-from .spec import BASELINE, ROW_FILE, RUNS_DIR, SWEEP_FILE, read_row
+from .files import make_folder
+from .spec import (BASELINE, ROW_FILE, RUNS_DIR, SWEEP_FILE, BrokenRow,
+                   parse_run_id, read_row)
 
 #: Keys sweep.json must have.
 SWEEP_KEYS = ('family', 'archs', 'seeds', 'values', 'runs')
@@ -43,9 +45,9 @@ SPREAD_RULE = (
     '("n/a: needs >= 2 seeds") and the difference is not a finding either.')
 NOISE_MARK = '≈'
 CSV_COLUMNS = ('arch', 'value', 'baseline', 'runs_expected', 'runs_done',
-               'runs_failed', 'miou_mean', 'miou_std', 'miou_seeds',
-               'diff_mean', 'diff_std', 'diff_seeds', 'inside_spread',
-               'params', 'params_pct', 'gflops', 'gflops_pct',
+               'runs_failed', 'runs_broken', 'miou_mean', 'miou_std',
+               'miou_seeds', 'diff_mean', 'diff_std', 'diff_seeds',
+               'inside_spread', 'params', 'params_pct', 'gflops', 'gflops_pct',
                'latency_ratio', 'usage_entropy', 'dominant_share',
                'num_dead', 'importance_cv2', 'moe_layers')
 
@@ -87,8 +89,8 @@ class TableRow:
     Attributes:
         arch, value (str): The line's architecture and value.
         baseline (bool): Whether it is the stock baseline.
-        expected, done, failed (int): Runs expected (seeds), finished with
-            a finite mIoU, failed or diverged.
+        expected, done, failed (int): Runs the sweep holds, finished
+            with a finite mIoU, failed or diverged.
         miou_mean, miou_std (float, optional): mIoU over finished seeds.
         miou_seeds (int): Finished seeds.
         diff (Difference): Paired mIoU difference to the stock baseline.
@@ -98,6 +100,8 @@ class TableRow:
         routing (dict): Means over seeds of :data:`ROUTING_KEYS`.
         moe_layers (int): Most MoE layers a run of the value reported.
         failures (list): (run_id, error line) of failed runs.
+        broken (list): (run_id, why) of runs whose row.json cannot be
+            read (neither done nor failed; left out like failed runs).
     """
     arch: str
     value: str
@@ -117,6 +121,7 @@ class TableRow:
     routing: Dict[str, Optional[float]] = field(default_factory=dict)
     moe_layers: int = 0
     failures: List[Tuple[str, str]] = field(default_factory=list)
+    broken: List[Tuple[str, str]] = field(default_factory=list)
 
     def csv_row(self) -> Dict[str, object]:
         """The row as CSV cells (numbers, empty where unknown)."""
@@ -124,8 +129,9 @@ class TableRow:
         cells = dict(
             arch=self.arch, value=self.value, baseline=int(self.baseline),
             runs_expected=self.expected, runs_done=self.done,
-            runs_failed=self.failed, miou_mean=self.miou_mean,
-            miou_std=self.miou_std, miou_seeds=self.miou_seeds,
+            runs_failed=self.failed, runs_broken=len(self.broken),
+            miou_mean=self.miou_mean, miou_std=self.miou_std,
+            miou_seeds=self.miou_seeds,
             diff_mean=self.diff.mean, diff_std=self.diff.std,
             diff_seeds=self.diff.seeds,
             inside_spread='' if inside is None else int(inside),
@@ -138,37 +144,112 @@ class TableRow:
 
 
 # Reading.
-def load_sweep(sweep_dir: str) -> Tuple[dict, List[dict]]:
-    """The sweep's description and the rows of its ended runs.
+@dataclass
+class SweepRuns:
+    """What a sweep directory holds.
+
+    Attributes:
+        meta (dict): sweep.json.
+        rows (list[dict]): The rows of its ended runs.
+        broken (dict): {run_id: BrokenRow} of its runs whose row.json
+            exists but cannot be read (cut short, not JSON).
+    """
+    meta: dict
+    rows: List[dict]
+    broken: Dict[str, BrokenRow] = field(default_factory=dict)
+
+
+def load_runs(sweep_dir: str) -> SweepRuns:
+    """The sweep's description, the rows of its ended runs and its runs
+    whose row cannot be read; runs without a row.json yet (running, not
+    started) are left out.
 
     Args:
         sweep_dir (str): A directory written by tools/sweep.py.
 
     Returns:
-        tuple: (sweep.json as a dict, list of row dicts); runs without a
-        row.json yet (running, not started) are left out.
+        SweepRuns: The sweep's runs (only those sweep.json lists).
 
     Raises:
         SetupError: If ``sweep_dir`` is not a sweep directory, its
             sweep.json is broken, or a row does not belong to the sweep.
     """
     meta = _read_meta(sweep_dir)
-    rows = []
+    found = SweepRuns(meta, [])
     for run_id in meta['runs']:
         path = osp.join(sweep_dir, RUNS_DIR, str(run_id), ROW_FILE)
-        row = read_row(path)
+        try:
+            row = read_row(path)
+        except BrokenRow as exc:
+            found.broken[str(run_id)] = exc
+            continue
         if row is not None:
-            rows.append(_checked_row(row, path, meta))
-    return meta, rows
+            found.rows.append(_checked_row(row, path, meta))
+    return found
+
+
+def load_sweep(sweep_dir: str) -> Tuple[dict, List[dict]]:
+    """The sweep's description and the rows of its ended runs (runs whose
+    row cannot be read left out: see :func:`load_runs`).
+
+    Returns:
+        tuple: (sweep.json as a dict, list of row dicts).
+    """
+    found = load_runs(sweep_dir)
+    return found.meta, found.rows
+
+
+def check_ended(sweep_dir: str, found: SweepRuns) -> None:
+    """Refuse a sweep none of whose runs has a readable row yet.
+
+    Raises:
+        SetupError: Naming the first unreadable row.json, if any, else
+            saying that no run has ended.
+    """
+    if found.rows:
+        return
+    if found.broken:
+        first = next(iter(found.broken.values()))
+        more = len(found.broken) - 1
+        raise SetupError(
+            f'{sweep_dir!r}: no run has a readable {ROW_FILE}: {first}'
+            + (f' (and {more} more)' if more else '')
+            + '; run tools/sweep.py on it again to re-run them')
+    raise SetupError(
+        f'{sweep_dir!r}: no run has ended yet (0 of '
+        f'{len(found.meta["runs"])} runs have a {ROW_FILE}); run '
+        f'tools/sweep.py on it first')
+
+
+def broken_summary(sweep_dir: str, found: SweepRuns,
+                   table_path: str) -> Optional[str]:
+    """One line on a sweep's runs whose row cannot be read, or None.
+
+    Args:
+        sweep_dir (str): The sweep directory.
+        found (SweepRuns): Its runs.
+        table_path (str): The table.md that lists them as broken.
+    """
+    if not found.broken:
+        return None
+    first = next(iter(found.broken.values()))
+    count = len(found.broken)
+    return (f'sweep {sweep_dir!r}: {count} run(s) with a {ROW_FILE} that '
+            f'cannot be read, listed as broken in {table_path} and left '
+            f'out of the tables and findings: {first}'
+            + (f' (and {count - 1} more)' if count > 1 else '')
+            + '; run tools/sweep.py on the sweep again to re-run them')
 
 
 def _read_meta(sweep_dir: str) -> dict:
     """sweep.json of ``sweep_dir``, checked for the keys the report uses."""
     path = osp.join(sweep_dir, SWEEP_FILE)
     if not osp.isfile(path):
-        raise SetupError(f'{sweep_dir!r} is not a sweep directory (no '
-                         f'{SWEEP_FILE}; sweep directories are created by '
-                         f'tools/sweep.py)')
+        what = ('it does not exist' if not osp.lexists(sweep_dir) else
+                'it is a file' if not osp.isdir(sweep_dir) else
+                f'no {SWEEP_FILE}')
+        raise SetupError(f'{sweep_dir!r} is not a sweep directory ({what}; '
+                         f'give a folder written by tools/sweep.py)')
     try:
         with open(path, encoding='utf-8') as file:
             meta = json.load(file)
@@ -320,7 +401,10 @@ def paired(values: Dict[int, float],
 def summarise(rows: Sequence[dict],
               values: Optional[Sequence[str]] = None,
               seeds: Optional[Sequence[int]] = None,
-              archs: Optional[Sequence[str]] = None) -> List[TableRow]:
+              archs: Optional[Sequence[str]] = None,
+              runs: Optional[Sequence[str]] = None,
+              broken: Optional[Dict[str, BrokenRow]] = None
+              ) -> List[TableRow]:
     """One table row per architecture and value.
 
     Args:
@@ -328,9 +412,16 @@ def summarise(rows: Sequence[dict],
         values (sequence[str], optional): The family's values in family
             order (sweep.json); values found only in rows follow them.
         seeds (sequence[int], optional): The sweep's seeds, for the runs
-            expected per line (default: the seeds found in the rows).
+            expected per line when ``runs`` is not given (default: the
+            seeds found in the rows).
         archs (sequence[str], optional): Architectures, in order
             (default: as found in the rows).
+        runs (sequence[str], optional): The run_ids the sweep holds
+            (sweep.json): only values with a run get a line, expecting as
+            many runs as it holds of them. Default: every value, expecting
+            every seed.
+        broken (dict, optional): {run_id: BrokenRow} of runs whose row
+            cannot be read (see :func:`load_runs`).
 
     Returns:
         list[TableRow]: Per architecture, the stock baseline first, then
@@ -342,14 +433,35 @@ def summarise(rows: Sequence[dict],
     if not rows:
         raise SetupError('no run of the sweep has ended yet: nothing to '
                          'summarise')
+    held = _held_runs(runs) if runs is not None else None
     archs = _ordered(archs or [], [r['arch'] for r in rows])
     order = _ordered([BASELINE] + list(values or []),
                      [r['value'] for r in rows])
-    expected = len(seeds) if seeds else len({r['seed'] for r in rows})
-    return [
-        _table_row(rows, arch, value, expected) for arch in archs
-        for value in order
-    ]
+    seeds_expected = len(seeds) if seeds else len({r['seed'] for r in rows})
+    table = []
+    for arch in archs:
+        for value in order:
+            if held is not None and (arch, value) not in held and not \
+                    rows_of(rows, arch, value):
+                continue  # a value this sweep never ran
+            run_ids = (held or {}).get((arch, value), [])
+            line = _table_row(rows, arch, value, seeds_expected
+                              if held is None else len(run_ids))
+            line.broken = [(run_id, str(broken[run_id]))
+                           for run_id in run_ids if run_id in (broken or {})]
+            table.append(line)
+    return table
+
+
+def _held_runs(runs: Sequence[str]) -> Dict[Tuple[str, str], List[str]]:
+    """{(arch, value): [run_id]} of a sweep's run_ids (those that are not
+    run_ids of :class:`.spec.RunSpec` left out)."""
+    held: Dict[Tuple[str, str], List[str]] = {}
+    for run_id in runs:
+        parsed = parse_run_id(run_id)
+        if parsed is not None:
+            held.setdefault(parsed[:2], []).append(str(run_id))
+    return held
 
 
 def _ordered(first: Sequence[str], found: Sequence[str]) -> List[str]:
@@ -405,8 +517,9 @@ COLUMNS = ('value', 'runs', 'mIoU (mean ± std)', 'Δ mIoU vs stock (paired)',
            'params +%', 'GFLOPs +%', 'latency ×', 'usage entropy',
            'dominant share', 'dead experts', 'importance CV²')
 COLUMN_NOTES = (
-    '**runs**: finished / expected (seeds), and failed or diverged runs '
-    '(listed below; left out of every mean).',
+    '**runs**: finished / runs the sweep holds (one per seed), and failed '
+    'or diverged runs and broken runs (row.json unreadable) (listed '
+    'below; left out of every mean).',
     '**mIoU**: percent (MMSeg IoUMetric), mean ± sample std (ddof=1) over '
     'the finished seeds; "n/a" for the std with one seed.',
     '**Δ mIoU vs stock**: ' + SPREAD_RULE,
@@ -434,6 +547,8 @@ def _cells(line: TableRow) -> List[str]:
     runs = f'{line.done}/{line.expected}'
     if line.failed:
         runs += f', {line.failed} failed'
+    if line.broken:
+        runs += f', {len(line.broken)} broken'
     miou = _number(line.miou_mean)
     if line.miou_mean is not None:
         miou += f' ± {_number(line.miou_std)}'
@@ -493,7 +608,7 @@ def markdown(meta: dict, table: Sequence[TableRow],
         out += [f'## {arch}', ''] + markdown_table(lines) + ['']
         out += [f'![{name}]({name})' for name in (plots or {}).get(arch, [])]
         out += [''] if (plots or {}).get(arch) else []
-    out += _failure_section(table) + _notes(table)
+    out += _failure_section(table) + _broken_section(table) + _notes(table)
     return '\n'.join(out).rstrip() + '\n'
 
 
@@ -507,6 +622,19 @@ def _failure_section(table: Sequence[TableRow]) -> List[str]:
     return out + ['']
 
 
+def _broken_section(table: Sequence[TableRow]) -> List[str]:
+    """The runs whose row.json cannot be read, with the file and why."""
+    broken = [b for line in table for b in line.broken]
+    if not broken:
+        return []
+    out = [f'## Broken runs ({ROW_FILE} cannot be read; left out of the '
+           'means)', '', 'Run tools/sweep.py on the sweep again to re-run '
+           'them (they resume from their last checkpoint).', '',
+           '| run | file: why |', '|---|---|']
+    out += [f'| {run} | {_escape(why)} |' for run, why in broken]
+    return out + ['']
+
+
 def _notes(table: Sequence[TableRow]) -> List[str]:
     out = ['## Notes', ''] + [f'- {note}' for note in COLUMN_NOTES]
     several = sorted({(line.arch, line.value, line.moe_layers)
@@ -515,7 +643,9 @@ def _notes(table: Sequence[TableRow]) -> List[str]:
         f'- {arch} / {value}: {layers} MoE layers; its routing columns are '
         f'the mean over the layers.' for arch, value, layers in several
     ]
-    missing = sum(line.expected - line.done - line.failed for line in table)
+    missing = sum(
+        max(0, line.expected - line.done - line.failed - len(line.broken))
+        for line in table)
     if missing > 0:
         out.append(f'- {missing} runs have no row yet (running or not '
                    f'started); they are left out.')
@@ -545,18 +675,16 @@ def write_tables(sweep_dir: str, out_dir: Optional[str] = None,
         list[str]: The files written, table.md first.
 
     Raises:
-        SetupError: If ``sweep_dir`` is not a sweep directory or no run of
-            it has ended yet.
+        SetupError: If ``sweep_dir`` is not a sweep directory, no run of
+            it has a readable row yet, or ``out_dir`` cannot be a folder.
     """
-    meta, rows = load_sweep(sweep_dir)
-    if not rows:
-        raise SetupError(
-            f'{sweep_dir!r}: no run has ended yet (0 of '
-            f'{len(meta["runs"])} runs have a {ROW_FILE}); run tools/sweep.py '
-            f'on it first')
+    found = load_runs(sweep_dir)
+    check_ended(sweep_dir, found)
+    meta, rows = found.meta, found.rows
     out_dir = out_dir or sweep_dir
-    os.makedirs(out_dir, exist_ok=True)
-    table = summarise(rows, meta['values'], meta['seeds'], meta['archs'])
+    make_folder(out_dir, '--out-dir')
+    table = summarise(rows, meta['values'], meta['seeds'], meta['archs'],
+                      meta['runs'], found.broken)
     from .plots import write_plots
     drawn = write_plots(sweep_dir, out_dir, rows, table) if plots else {}
     md_path = osp.join(out_dir, 'table.md')

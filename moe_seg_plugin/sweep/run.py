@@ -2,8 +2,9 @@
 tools/train.py and tools/test.py do, measure the model, write its row.
 
 A run's work dir is ``<sweep_dir>/runs/<run_id>``. A run whose row says
-'done' is skipped; any other run trains with ``resume=True``, so a killed
-run continues from its last checkpoint. A run that fails leaves a row with
+'done' is skipped; any other run (a row.json that cannot be read
+included) trains with ``resume=True``, so a killed run continues from its
+last checkpoint. A run that fails leaves a row with
 status 'failed', its error in one line and the traceback in ``error.log``.
 """
 import copy
@@ -17,7 +18,8 @@ from typing import Dict, Optional
 from mmengine.config import Config
 
 from ..engine.errors import SetupError, as_setup_error
-from .spec import ROW_FILE, RUNS_DIR, RunSpec, read_row
+from .files import write_json
+from .spec import ROW_FILE, RUNS_DIR, BrokenRow, RunSpec, read_row
 
 LATENCY_WARMUP = 1
 LATENCY_REPEATS = 5
@@ -31,9 +33,27 @@ def row_path(spec: RunSpec, sweep_dir: str) -> str:
 
 
 def finished_row(spec: RunSpec, sweep_dir: str) -> Optional[dict]:
-    """The run's row if it finished ('done'), else None."""
-    row = read_row(row_path(spec, sweep_dir))
+    """The run's row if it finished ('done'), else None.
+
+    A row.json that cannot be read (see :func:`broken_row`) is not a
+    finished run: the run runs again, resuming from its last checkpoint,
+    and writes a new row.
+    """
+    try:
+        row = read_row(row_path(spec, sweep_dir))
+    except BrokenRow:
+        return None
     return row if row and row.get('status') == 'done' else None
+
+
+def broken_row(spec: RunSpec, sweep_dir: str) -> Optional[BrokenRow]:
+    """Why the run's row.json cannot be read, or None if it can (or there
+    is none)."""
+    try:
+        read_row(row_path(spec, sweep_dir))
+    except BrokenRow as exc:
+        return exc
+    return None
 
 
 def last_checkpoint(work_dir: str) -> Optional[str]:
@@ -172,12 +192,11 @@ def base_row(spec: RunSpec) -> dict:
 
 
 def write_row(spec: RunSpec, sweep_dir: str, row: dict) -> None:
+    """Write the run's row.json whole or not at all (see
+    :func:`.files.write_json`)."""
     path = row_path(spec, sweep_dir)
     os.makedirs(osp.dirname(path), exist_ok=True)
-    partial = path + '.tmp'
-    with open(partial, 'w', encoding='utf-8') as file:
-        json.dump(row, file, indent=1)
-    os.replace(partial, path)
+    write_json(path, row)
 
 
 def record_failure(spec: RunSpec, sweep_dir: str, error: str) -> dict:

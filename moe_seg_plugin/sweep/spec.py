@@ -10,7 +10,9 @@ Sweep directory layout::
 import json
 import os.path as osp
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
+
+from ..engine.errors import SetupError
 
 #: Value name of a family's stock baseline runs.
 BASELINE = 'stock'
@@ -85,10 +87,54 @@ class RunSpec:
         return cls(**data)
 
 
+class BrokenRow(SetupError):
+    """A row.json that exists but is not a row: cut short (truncated
+    JSON), not JSON, not a JSON object, or not readable.
+
+    Attributes:
+        path (str): The file.
+        reason (str): Why it is not a row, in a few words.
+    """
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f'{path}: not a readable row ({reason})')
+        self.path = path
+        self.reason = reason
+
+
 def read_row(path: str) -> Optional[dict]:
-    """A row.json, or None if it is missing or cut short."""
+    """A run's row.json.
+
+    Args:
+        path (str): The file.
+
+    Returns:
+        dict, optional: The row, or None if there is no such file (the
+        run has not ended yet).
+
+    Raises:
+        BrokenRow: If the file exists but is no row (cut short while
+            written or copied, not a JSON object, not readable).
+    """
     try:
         with open(path, encoding='utf-8') as file:
-            return json.load(file)
-    except (OSError, ValueError):
+            row = json.load(file)
+    except FileNotFoundError:
         return None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise BrokenRow(path, f'cut short or not JSON: {exc}') from exc
+    except OSError as exc:
+        raise BrokenRow(path, exc.strerror or type(exc).__name__) from exc
+    if not isinstance(row, dict):
+        raise BrokenRow(path, f'a JSON {type(row).__name__}, not an object')
+    return row
+
+
+def parse_run_id(run_id: str) -> Optional[Tuple[str, str, int]]:
+    """(arch, value, seed) of a :attr:`RunSpec.run_id`, or None if
+    ``run_id`` is not one (value names hold no ``__``)."""
+    head, sep, seed = str(run_id).rpartition('__seed')
+    arch, mid, value = head.rpartition('__')
+    if not (sep and mid and arch and value) or not seed.lstrip('-').isdigit():
+        return None
+    return arch, value, int(seed)

@@ -9,7 +9,11 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 from ..engine.errors import SetupError
+from .files import make_folder, read_json, write_json
 from .spec import SWEEP_FILE, RunSpec
+
+#: What sweep.json holds, for messages.
+SWEEP_RECORD = 'the record tools/sweep.py writes (family, dataset, runs)'
 
 
 def _union(old: list, new: list) -> list:
@@ -30,16 +34,17 @@ def record_sweep(sweep_dir: str, family, specs: List[RunSpec],
         dict: The record as written.
 
     Raises:
-        SetupError: If the directory holds a sweep of another family or
-            dataset.
+        SetupError: If ``sweep_dir`` cannot be a folder, or holds a sweep
+            of another family or dataset, or a sweep.json that cannot be
+            read.
     """
+    make_folder(sweep_dir, '--work-dir')
     path = osp.join(sweep_dir, SWEEP_FILE)
     record = dict(family=family.name, dataset=dataset, archs=[], seeds=[],
                   values=list(family.values), default=family.default,
                   runs=[])
-    if osp.isfile(path):
-        with open(path, encoding='utf-8') as file:
-            old = json.load(file)
+    if osp.lexists(path):
+        old = read_json(path, SWEEP_RECORD)
         for key in ('family', 'dataset'):
             if old.get(key) != record[key]:
                 raise SetupError(
@@ -51,11 +56,7 @@ def record_sweep(sweep_dir: str, family, specs: List[RunSpec],
     record['archs'] = _union(record['archs'], archs)
     record['seeds'] = _union(record['seeds'], seeds)
     record['runs'] = _union(record['runs'], [s.run_id for s in specs])
-    os.makedirs(sweep_dir, exist_ok=True)
-    partial = path + '.tmp'
-    with open(partial, 'w', encoding='utf-8') as file:
-        json.dump(record, file, indent=1)
-    os.replace(partial, path)
+    write_json(path, record)
     return record
 
 
@@ -105,10 +106,10 @@ def check_run_settings(specs: List[RunSpec], sweep_dir: str,
     changed: Dict[str, List[str]] = {}
     for spec in specs:
         path = osp.join(spec.work_dir(sweep_dir), SETTINGS_FILE)
-        if not osp.isfile(path):
+        if not osp.lexists(path):
             continue
-        with open(path, encoding='utf-8') as file:
-            stored = json.load(file)
+        stored = read_json(path, "the run's settings (config, options, "
+                           'cfg_options); delete runs/<run> to run it again')
         differences = _differences(stored, run_settings(spec, cfg_options))
         if differences:
             changed[spec.run_id] = differences
@@ -121,7 +122,6 @@ def check_run_settings(specs: List[RunSpec], sweep_dir: str,
             f'{sorted(changed)}')
     for spec in specs:
         path = osp.join(spec.work_dir(sweep_dir), SETTINGS_FILE)
-        if not osp.isfile(path):
+        if not osp.lexists(path):
             os.makedirs(osp.dirname(path), exist_ok=True)
-            with open(path, 'w', encoding='utf-8') as file:
-                json.dump(run_settings(spec, cfg_options), file, indent=1)
+            write_json(path, run_settings(spec, cfg_options))
