@@ -59,8 +59,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _load_model(cfg, checkpoint):
+    """The model of ``cfg`` in eval mode, ``checkpoint`` (if any) loaded
+    once it is checked to fit the model."""
+    from moe_seg_plugin.engine.checkpoint_fit import load_fitting_checkpoint
     from moe_seg_plugin.evaluation.flops import inference_model
-    return inference_model(cfg, checkpoint)
+    model = inference_model(cfg)
+    if checkpoint is not None:
+        load_fitting_checkpoint(model, checkpoint)
+    return model
 
 
 def export_and_check(args: argparse.Namespace) -> dict:

@@ -88,6 +88,7 @@ def build_model(args: argparse.Namespace):
     """The model in 'whole' test mode with the checkpoint loaded."""
     from mmseg.apis import init_model
 
+    from moe_seg_plugin.engine.checkpoint_fit import check_checkpoint_file
     from moe_seg_plugin.engine.run_setup import load_config
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
@@ -99,6 +100,9 @@ def build_model(args: argparse.Namespace):
     if not cfg.get('test_pipeline'):
         raise ValueError('the config has no test_pipeline (MMSeg dataset '
                          'configs define it); inference_model needs it')
+    # init_model loads the weights as it builds the model: the check runs
+    # first, on a model built for it.
+    check_checkpoint_file(init_model(cfg, device='cpu'), args.checkpoint)
     return init_model(cfg, args.checkpoint, device=args.device)
 
 
