@@ -87,8 +87,8 @@ def _imported_modules(path: pathlib.Path):
 
 def test_core_imports_torch_and_stdlib_only():
     allowed = {
-        'torch', 'typing', 'dataclasses', 'functools', 'math', 'copy', 'inspect',
-        'logging', 're', 'sys'
+        'torch', 'typing', 'dataclasses', 'difflib', 'functools', 'math',
+        'copy', 'inspect', 'logging', 're', 'sys'
     }
     files = sorted(CORE.glob('*.py'))
     assert len(files) >= 5

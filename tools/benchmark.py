@@ -72,7 +72,6 @@ def build_runs(args: argparse.Namespace, height: int, width: int) -> dict:
     import torch
 
     from moe_seg_plugin.engine import load_config
-    from moe_seg_plugin.engine.checkpoint_fit import load_fitting_checkpoint
     from moe_seg_plugin.evaluation.flops import inference_model
     from moe_seg_plugin.models.stock import count_moe_wrappers, stock_config
 
@@ -95,9 +94,7 @@ def build_runs(args: argparse.Namespace, height: int, width: int) -> dict:
     x = torch.randn(1, 3, height, width, device=args.device)
     runs = {}
     for name, (model_cfg, checkpoint) in configs.items():
-        model = inference_model(model_cfg, device=args.device)
-        if checkpoint:
-            load_fitting_checkpoint(model, checkpoint)
+        model = inference_model(model_cfg, checkpoint, args.device)
         runs[name] = (lambda model=model: model(x, mode='tensor'))
     return runs
 

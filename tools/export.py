@@ -61,12 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def _load_model(cfg, checkpoint):
     """The model of ``cfg`` in eval mode, ``checkpoint`` (if any) loaded
     once it is checked to fit the model."""
-    from moe_seg_plugin.engine.checkpoint_fit import load_fitting_checkpoint
     from moe_seg_plugin.evaluation.flops import inference_model
-    model = inference_model(cfg)
-    if checkpoint is not None:
-        load_fitting_checkpoint(model, checkpoint)
-    return model
+    return inference_model(cfg, checkpoint)
 
 
 def export_and_check(args: argparse.Namespace) -> dict:

@@ -365,10 +365,19 @@ def inference_model(cfg: Config,
                     device: str = 'cpu') -> nn.Module:
     """The segmentor of ``cfg`` in eval mode, as the analysis tools use it
     (MMSeg's ``init_model``; SyncBN turned into BN as in MMSeg's
-    get_flops)."""
+    get_flops), with ``checkpoint`` loaded once it is checked to fit
+    (:func:`~moe_seg_plugin.engine.checkpoint_fit.load_fitting_checkpoint`).
+
+    Raises:
+        SetupError: If the checkpoint does not fit the model.
+    """
     from mmengine.model import revert_sync_batchnorm
     from mmseg.apis import init_model
-    model = init_model(copy.deepcopy(cfg), checkpoint, device=device)
+
+    from ..engine.checkpoint_fit import load_fitting_checkpoint
+    model = init_model(copy.deepcopy(cfg), device=device)
+    if checkpoint is not None:
+        load_fitting_checkpoint(model, checkpoint)
     return revert_sync_batchnorm(model).eval()
 
 

@@ -127,7 +127,8 @@ def trained(tmp_path_factory):
         'log_level': 'WARNING',
     })
     cfg = load_config(CONFIG, options)
-    assert [h['type'] for h in cfg.custom_hooks] == ['RoutingStatsHook']
+    assert [h['type'] for h in cfg.custom_hooks] == [
+        'RoutingStatsHook', 'RandomStateHook', 'CheckpointFitHook']
     cfg.work_dir = str(tmp_path_factory.mktemp('work'))
     # A fresh visualizer: MMEngine hands out an existing instance of the
     # same name (with its old save dir) if an earlier test made one.

@@ -20,4 +20,11 @@ find_unused_parameters = True
 # Routing statistics of every PatchConvMoE layer (usage, entropy, dead
 # experts, importance CV^2, gate entropy; P(expert | class) at validation),
 # logged at the logger interval and appended to <work_dir>/routing_stats.json.
-custom_hooks = [dict(type='RoutingStatsHook')]
+# The plugin's tools add the other two to every run; listed here so that
+# MMSeg's own tools get them too: exact --resume (random streams saved with
+# each checkpoint) and refusal of a checkpoint of another model.
+custom_hooks = [
+    dict(type='RoutingStatsHook'),
+    dict(type='RandomStateHook'),
+    dict(type='CheckpointFitHook')
+]
