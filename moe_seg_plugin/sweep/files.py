@@ -1,12 +1,13 @@
 """The sweep tools' files and folders: a folder argument checked before
 anything is written (one clear line instead of a traceback), JSON files
 read with their path in the error, and JSON files written whole or not
-at all (temp file, flushed and fsynced, then renamed)."""
+at all (the plugin's atomic writer)."""
 import json
 import os
 import os.path as osp
 from typing import Optional
 
+from ..engine.atomic_files import atomic_write
 from ..engine.errors import SetupError
 
 ALLOWED_FOLDER = 'give a folder (existing or new)'
@@ -93,16 +94,14 @@ def read_json(path: str, what: str = 'a JSON object') -> dict:
 
 
 def write_json(path: str, data: object) -> None:
-    """Write ``data`` as JSON to ``path`` whole or not at all: into a
-    temporary file, flushed and fsynced, then renamed over ``path``.
+    """Write ``data`` as JSON to ``path`` whole or not at all
+    (:func:`~moe_seg_plugin.engine.atomic_files.atomic_write`).
 
     Args:
-        path (str): The file (its folder exists).
+        path (str): The file.
         data: JSON-serialisable content.
+
+    Raises:
+        SaveFailed: If it could not be written, naming the file.
     """
-    partial = path + '.tmp'
-    with open(partial, 'w', encoding='utf-8') as file:
-        json.dump(data, file, indent=1)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(partial, path)
+    atomic_write(path, json.dumps(data, indent=1))

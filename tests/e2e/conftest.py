@@ -1,5 +1,6 @@
 """Tiny generated street scenes and fast settings for end-to-end runs."""
 import pathlib
+import subprocess
 
 import pytest
 
@@ -61,3 +62,14 @@ def fresh_checkpoint(tmp_path_factory) -> str:
     """A checkpoint of the freshly initialised MoE_CONFIG model."""
     return save_fresh_checkpoint(
         tmp_path_factory.mktemp('checkpoint') / 'fresh.pth')
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one ``error:`` line of a tool run refused with exit code 2 (no
+    traceback)."""
+    assert result.returncode == 2, result.stderr[-4000:]
+    assert 'Traceback' not in result.stderr, result.stderr[-4000:]
+    lines = [line for line in result.stderr.splitlines()
+             if line.startswith('error: ')]
+    assert len(lines) == 1, result.stderr[-4000:]
+    return lines[0]

@@ -14,7 +14,7 @@ from mmengine.runner import Runner
 from moe_seg_plugin.engine import (SetupError, as_setup_error,
                                    check_data_roots, load_config, run_cli)
 
-from .conftest import MOE_CONFIG, ROOT, fast_options
+from .conftest import MOE_CONFIG, ROOT, error_line, fast_options
 
 ENET_CONFIG = ('configs/enet/'
                'patchmoe_enet_1xb4-1k_street-cityscapes-256x256.py')
@@ -23,16 +23,6 @@ ENET_CONFIG = ('configs/enet/'
 def _cli(tool: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, f'tools/{tool}', *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
-
-
-def _error_line(result: subprocess.CompletedProcess) -> str:
-    """The one ``error:`` line of a run refused with exit code 2."""
-    assert result.returncode == 2, result.stderr[-4000:]
-    assert 'Traceback' not in result.stderr, result.stderr[-4000:]
-    lines = [line for line in result.stderr.splitlines()
-             if line.startswith('error: ')]
-    assert len(lines) == 1, result.stderr[-4000:]
-    return lines[0]
 
 
 def _empty_layout(root: pathlib.Path) -> str:
@@ -205,7 +195,7 @@ def test_run_cli_prints_a_setup_error_anywhere(capsys):
 @pytest.mark.slow
 def test_train_refuses_an_empty_image_folder(tmp_path):
     root = _empty_layout(tmp_path / 'data')
-    line = _error_line(_cli('train.py', MOE_CONFIG, '--work-dir',
+    line = error_line(_cli('train.py', MOE_CONFIG, '--work-dir',
                             str(tmp_path / 'work'), '--cfg-options',
                             *fast_options(root)))
     assert line.startswith(
@@ -220,7 +210,7 @@ def test_train_refuses_an_empty_image_folder(tmp_path):
 def test_test_refuses_a_missing_annotation_folder(street_root,
                                                   fresh_checkpoint,
                                                   tmp_path):
-    line = _error_line(_cli(
+    line = error_line(_cli(
         'test.py', MOE_CONFIG, fresh_checkpoint, '--work-dir',
         str(tmp_path), '--cfg-options', *fast_options(street_root),
         'test_dataloader.dataset.data_prefix.seg_map_path=gtFine/absent'))
@@ -241,7 +231,7 @@ def test_test_refuses_a_missing_annotation_folder(street_root,
 ], ids=['decode_head', 'train_cfg'])
 def test_train_refuses_an_unknown_key(street_root, tmp_path, option,
                                       expected):
-    line = _error_line(_cli('train.py', MOE_CONFIG, '--work-dir',
+    line = error_line(_cli('train.py', MOE_CONFIG, '--work-dir',
                             str(tmp_path), '--cfg-options',
                             *fast_options(street_root, max_iters=1), option))
     assert line.startswith(expected)
@@ -252,7 +242,7 @@ def test_train_refuses_a_config_with_a_syntax_error(tmp_path):
     config = tmp_path / 'broken.py'
     config.write_text(f"_base_ = ['{ROOT / MOE_CONFIG}']\n"
                       'model = dict(decode_head=dict(num_classes=19)\n')
-    line = _error_line(_cli('train.py', str(config)))
+    line = error_line(_cli('train.py', str(config)))
     assert line == (f"error: config file '{config}', line 2: SyntaxError: "
                     f"'(' was never closed (fix the Python syntax there)")
 
@@ -267,11 +257,11 @@ def test_train_and_test_refuse_a_truncated_checkpoint(street_root,
     test = _cli('test.py', MOE_CONFIG, path, '--work-dir',
                 str(tmp_path / 'test'), '--cfg-options',
                 *fast_options(street_root))
-    assert _error_line(test).startswith(expected)
+    assert error_line(test).startswith(expected)
     train = _cli('train.py', MOE_CONFIG, '--work-dir', str(tmp_path / 'train'),
                  '--cfg-options', *fast_options(street_root, max_iters=1),
                  f'load_from={path}')
-    assert _error_line(train).startswith(expected)
+    assert error_line(train).startswith(expected)
 
 
 # (e) ENet in deterministic mode.
@@ -296,7 +286,7 @@ def test_train_refuses_a_grid_that_does_not_fit_the_crop(street_root,
     result = _cli('train.py', MOE_CONFIG, '--work-dir', str(tmp_path),
                   '--cfg-options', *fast_options(street_root, max_iters=1),
                   'model.decode_head.moe.grid=(40,40)')
-    assert _error_line(result) == f'error: {GRID_ERROR}'
+    assert error_line(result) == f'error: {GRID_ERROR}'
     assert not list(tmp_path.rglob('*.pth'))
 
 

@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from .conftest import MOE_CONFIG, ROOT
+from .conftest import MOE_CONFIG, ROOT, error_line
 
 pytestmark = pytest.mark.slow
 
@@ -88,15 +88,6 @@ def _losses(work_dir: pathlib.Path) -> dict:
     return losses
 
 
-def _error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 2, result.stderr[-4000:]
-    assert 'Traceback' not in result.stderr, result.stderr[-4000:]
-    lines = [line for line in result.stderr.splitlines()
-             if line.startswith('error: ')]
-    assert len(lines) == 1, result.stderr[-4000:]
-    return lines[0]
-
-
 @pytest.mark.parametrize('workers', [0, 2])
 def test_kill_and_resume_repeats_the_uninterrupted_run(street_root, tmp_path,
                                                        workers):
@@ -157,7 +148,7 @@ def test_a_failed_save_is_one_line_and_resume_takes_the_last_whole_one(
     # ulimit -f below a checkpoint's size: the save of iter_4.pth fails.
     failed = _run('train.py', '--work-dir', str(work), '--resume',
                   '--cfg-options', *options, file_limit=size // 2)
-    line = _error_line(failed)
+    line = error_line(failed)
     assert line.startswith(
         f"error: could not write '{work / 'iter_4.pth'}': File too large")
     assert not (work / 'iter_4.pth').exists()
@@ -214,12 +205,12 @@ def test_a_damaged_label_is_named(street_root, fresh_checkpoint, tmp_path,
     options = _options(root, 2, workers)
     train = _run('train.py', '--work-dir', str(tmp_path / 'train'),
                  '--cfg-options', *options)
-    assert _error_line(train).startswith(
+    assert error_line(train).startswith(
         f"error: data file '{train_label}' (seg_map_path) could not be read:"
         f' OSError: image file is truncated. The file is damaged')
     if workers:
         return
     test = _run('test.py', fresh_checkpoint, '--work-dir',
                 str(tmp_path / 'test'), '--cfg-options', *options)
-    assert _error_line(test).startswith(
+    assert error_line(test).startswith(
         f"error: data file '{val_label}' (seg_map_path) could not be read:")

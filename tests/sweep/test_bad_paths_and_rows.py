@@ -10,6 +10,7 @@ from typing import List
 
 import pytest
 
+from moe_seg_plugin.engine.atomic_files import temp_path
 from moe_seg_plugin.engine.errors import SetupError
 from moe_seg_plugin.sweep import executors
 from moe_seg_plugin.sweep.executors import Progress, run_local
@@ -240,7 +241,7 @@ def test_write_row_fsyncs_before_the_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, 'replace', recording_replace)
     spec = RunSpec('grid', 'enet', 'stock', 0, CONFIG)
     write_row(spec, str(tmp_path), _row(spec, 50.0))
-    partial = os.path.realpath(tmp_path / 'runs' / spec.run_id /
-                               'row.json.tmp')
+    row = os.path.realpath(tmp_path / 'runs' / spec.run_id / 'row.json')
+    partial = temp_path(row)
     assert events == [('fsync', partial), ('replace', partial)]
-    assert read_row(partial[:-len('.tmp')])['mIoU'] == 50.0
+    assert read_row(row)['mIoU'] == 50.0
