@@ -1,17 +1,16 @@
 """PatchConvMoE: a convolution replaced by patch-routed convolutional experts."""
 import functools
 import logging
-import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from .dispatch import expert_capacity, group_by_expert, run_experts
-from .experts import (EXPERT_INITS, add_relative_noise,
-                      check_runs_on_windows, make_experts, reinitialise,
-                      stage_steps)
+from .experts import (EXPERT_INITS, check_runs_on_windows, make_experts,
+                      reinitialise, stage_steps)
 from .geometry import ChainAxis, channels, conv_stages
+from .loading import check_entries, upcycle_dense_entries
 from .losses import MoELoadLoss
 from .patches import PatchLayout, axis_layout, combine, patchify
 from .registry import (BALANCE_LOSSES, GATES, ConfigLike, check_keywords,
@@ -424,94 +423,13 @@ class PatchConvMoE(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs):
-        self._check_checkpoint(state_dict, prefix)
-        dense = {
-            key: state_dict.pop(prefix + key)
-            for key in self._dense_keys if prefix + key in state_dict
-        }
-        if dense:
-            self._upcycle(dense, state_dict, prefix)
+        # Refuse entries that do not fit, then turn a dense module's entries
+        # into the experts' (see .loading).
+        check_entries(self, state_dict, prefix)
+        upcycle_dense_entries(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
-
-    def _check_checkpoint(self, state_dict: dict, prefix: str) -> None:
-        """Refuse a checkpoint whose entries for this layer do not fit it.
-
-        A checkpoint with expert entries must hold as many (routed and
-        shared) experts as the layer, and every entry under the layer's
-        prefix (or the dense module's, for upcycling) must have the
-        layer's shape: loading it otherwise leaves experts untrained while
-        the run goes on.
-
-        Raises:
-            ValueError: Naming the layer and both counts or shapes.
-        """
-        where = prefix.rstrip('.') or '<root>'
-        counts = {}
-        for group in ('experts', 'shared_experts'):
-            pattern = re.compile(re.escape(f'{prefix}{group}.') + r'(\d+)\.')
-            found = {
-                int(match.group(1))
-                for match in map(pattern.match, state_dict) if match
-            }
-            counts[group] = len(found)
-        has_experts = counts['experts'] or counts['shared_experts']
-        for group, modules in (('experts', self.experts),
-                               ('shared_experts', self.shared_experts)):
-            if has_experts and counts[group] != len(modules):
-                setting = ('num_experts'
-                           if group == 'experts' else 'num_shared_experts')
-                raise ValueError(
-                    f"checkpoint: PatchConvMoE layer '{where}' has "
-                    f'{len(modules)} {group.replace("_", " ")}, the '
-                    f'checkpoint has {counts[group]}; build the model with '
-                    f'{setting}={counts[group]} to load it (a dense '
-                    'checkpoint, without expert entries, is upcycled into '
-                    'any number of experts)')
-        own = self.state_dict()
-        if not has_experts and self.experts:
-            own.update(self.experts[0].state_dict())  # dense entries
-        for key, value in own.items():
-            entry = state_dict.get(prefix + key)
-            if (isinstance(entry, Tensor) and isinstance(value, Tensor)
-                    and entry.shape != value.shape):
-                raise ValueError(
-                    f"checkpoint: PatchConvMoE layer '{where}': entry "
-                    f"'{prefix}{key}' has shape {tuple(entry.shape)}, the "
-                    f'layer needs {tuple(value.shape)}; the checkpoint is '
-                    'of another model (architecture, channels or classes)')
-
-    def _upcycle(self, dense: Dict[str, Tensor], state_dict: dict,
-                 prefix: str) -> None:
-        """Turn the dense module's weights into every expert's entries."""
-        where = prefix.rstrip('.') or '<root>'
-        if self.expert_init != 'copy':
-            logger.warning(
-                f"PatchConvMoE '{where}': the checkpoint holds the dense "
-                f"layer's weights ({', '.join(sorted(dense))}); with "
-                "expert_init='random' they are not used and the experts keep "
-                'their fresh initialisation (their keys are missing from '
-                "the checkpoint): keep expert_init='random' to train fresh "
-                "experts, or set expert_init='copy' to upcycle the dense "
-                'weights into the experts')
-            return
-        groups = [('experts', len(self.experts)),
-                  ('shared_experts', len(self.shared_experts))]
-        for group, count in groups:
-            for index in range(count):
-                for key, value in dense.items():
-                    copy = value.clone()
-                    if key in self._dense_params:
-                        add_relative_noise(copy, self.init_noise)
-                    state_dict[f'{prefix}{group}.{index}.{key}'] = copy
-        logger.info(
-            f"PatchConvMoE '{where}': upcycled the dense layer's weights "
-            f"({', '.join(sorted(dense))}) into {len(self.experts)} experts"
-            + (f' and {len(self.shared_experts)} shared experts'
-               if len(self.shared_experts) else '')
-            + f' (relative noise {self.init_noise:g}); the gate keeps its '
-            'own initialisation')
 
     def extra_repr(self) -> str:
         split = (f'grid={self.grid}'
