@@ -11,7 +11,10 @@ both models timed alternately in one process. Prints a Markdown table.
 Usage:
     python tools/benchmark_architectures.py [--shape H [W]] [--archs erfnet
         enet ...] [--warmup N] [--repeats N] [--device cpu] [--threads N]
-        [--out FILE.md] [--json FILE.json]
+        [--out FILE.md] [--json FILE.json] [--floor]
+
+``--floor`` prints instead each MoE model's latency against its top-k
+floor (moe_seg_plugin.evaluation.floor), in eval and as a training step.
 """
 import argparse
 import gc
@@ -71,6 +74,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='CPU threads for torch (default: torch\'s)')
     parser.add_argument('--no-latency', action='store_true',
                         help='parameters and FLOPs only')
+    parser.add_argument(
+        '--floor', action='store_true',
+        help='instead: MoE/stock latency against the top-k floor 1 + (k-1)*s '
+        '(s: the dense layer\'s share of the stock model\'s time), in eval '
+        'and as a training step, routing spread over all experts')
     parser.add_argument('--out', help='also write the table to this file')
     parser.add_argument('--json', help='write every figure to this file')
     return parser.parse_args(argv)
@@ -109,6 +117,45 @@ def measure_pair(name: str, args: argparse.Namespace, shape) -> dict:
                                             args.device)
         result.update(latency_ratio(result['latency'], 'moe', 'stock'))
     return result
+
+
+def measure_floor_pair(name: str, args: argparse.Namespace, shape) -> dict:
+    """One architecture's MoE/stock latency against its floor, in eval and
+    as a training step (see moe_seg_plugin.evaluation.floor)."""
+    import torch
+
+    from moe_seg_plugin.engine import load_config
+    from moe_seg_plugin.evaluation.flops import inference_model
+    from moe_seg_plugin.evaluation.floor import measure_floor
+    moe_path, stock_path = ARCHITECTURES[name]
+    torch.manual_seed(0)
+    moe = inference_model(load_config(moe_path), device=args.device)
+    stock = inference_model(load_config(stock_path), device=args.device)
+    x = torch.randn(1, 3, *shape, device=args.device)
+    return dict(arch=name, **{
+        mode: measure_floor(moe, stock, x, train=mode == 'train',
+                            warmup=args.warmup, repeats=args.repeats)
+        for mode in ('eval', 'train')
+    })
+
+
+def floor_table(results: list) -> str:
+    """One row per architecture: s, floor, MoE/stock and the excess over
+    the floor, in eval and as a training step."""
+    header = ('| architecture (layer) | s eval | floor eval | MoE/stock eval | '
+              'excess eval | s train | floor train | MoE/stock train | '
+              'excess train |')
+    rows = [header, '|---|' + '---:|' * 8]
+    for r in results:
+        paths = ', '.join(f'`{path}`' for path in r['eval']['shares'])
+        cells = []
+        for mode in ('eval', 'train'):
+            f = r[mode]
+            share = sum(f['shares'].values())
+            cells += [f'{share:.3f}', f"{f['floor']:.3f}",
+                      f"{f['ratio']:.3f}", f"{f['excess']:+.3f}"]
+        rows.append(f"| {r['arch']} ({paths}) | " + ' | '.join(cells) + ' |')
+    return '\n'.join(rows)
 
 
 def markdown_table(results: list) -> str:
@@ -153,19 +200,31 @@ def run(args: argparse.Namespace) -> dict:
     if args.warmup < 0 or args.repeats < 1:
         raise ValueError('--warmup must be >= 0 and --repeats >= 1')
     results = []
+    measure = measure_floor_pair if args.floor else measure_pair
     for name in args.archs:
         start = time.perf_counter()
-        results.append(measure_pair(name, args, shape))
+        results.append(measure(name, args, shape))
         gc.collect()
         print(f'{name}: done in {time.perf_counter() - start:.0f} s',
               file=sys.stderr, flush=True)
     return dict(shape=list(shape), device=str(args.device),
                 threads=torch.get_num_threads(), warmup=args.warmup,
-                repeats=args.repeats, results=results)
+                repeats=args.repeats, floor=args.floor, results=results)
 
 
 def report(summary: dict) -> str:
     height, width = summary['shape']
+    if summary['floor']:
+        return floor_table(summary['results']) + '\n\n' + (
+            f'Input 1x3x{height}x{width}, batch 1, fresh weights, routing '
+            'spread over all experts (round-robin logit offset); s: the '
+            "dense layer's median on its input in the stock model over the "
+            'stock median, floor = 1 + (k - 1) * s, excess = MoE/stock - '
+            f"floor; medians of {summary['repeats']} alternating rounds "
+            f"after {summary['warmup']} warm-up in one process; eval: "
+            'no_grad forward; train: train mode, forward and backward of '
+            f"the tensor output's sum; {summary['device']}, "
+            f"{summary['threads']} threads.")
     note = (f"Input 1x3x{height}x{width}, batch 1; params without auxiliary "
             "heads; FLOPs: mmengine FlopAnalyzer (1 multiply-add = 1 FLOP); "
             "MoE (actual) = as traced: gate + top-k experts per patch "
