@@ -28,8 +28,9 @@ from torch import Tensor, nn
 
 from ..models.injection import moe_layers
 from ..moe import PatchConvMoE
+from ..moe.dispatch import gather_windows
 from ..moe.experts import run_expert
-from ..moe.patches import PatchLayout, all_patches, patchify
+from ..moe.patches import PatchLayout, all_patches
 
 #: Ops of the MoE dispatch that select or move data, or index them: no
 #: FLOPs. (Its element-wise weighting and sums, embedding_bag's included,
@@ -269,8 +270,8 @@ def analyze_moe_layer(layer: PatchConvMoE,
 
     layout = layer.layout(x.shape[2], x.shape[3])
     with torch.no_grad():
-        windows = patchify(x, layout,
-                           all_patches(layout, x.shape[0], x.device))
+        windows = gather_windows(x, layout,
+                                 all_patches(layout, x.shape[0], x.device))
     expert = layer.experts[0]  # every expert is a copy of one module
     return MoELayerFlops(
         path=path,

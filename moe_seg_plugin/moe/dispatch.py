@@ -1,15 +1,29 @@
-"""Sparse dispatch: patches grouped by expert, each expert once on its
-patches' windows, the outputs mixed back per patch.
+"""Sparse dispatch: the data-moving steps of a forward pass, in order.
 
-The steps, in the order a forward pass takes them (see
-``PatchConvMoE.forward``): :func:`group_by_expert` sorts the (patch, expert)
-slots by expert; ``patches.patchify`` gathers their windows in that order;
-:func:`run_experts` runs each expert once, on its contiguous run of windows;
-``patches.combine`` mixes each output pixel from its patch's k outputs with
-their mixing weights. Index tensors carry the routing on the device;
-the only value read back to the host is how many windows each expert gets
-(to split the windows), one small transfer per forward pass, and none in
-capacity mode, where every expert gets the same number.
+``PatchConvMoE.forward`` takes them one after the other, after the gate and
+top-k routing have chosen each patch's experts:
+
+1. :func:`group_by_expert`: the (patch, choice) slots sorted by expert, as
+   index tensors (:class:`ExpertGroups`);
+2. :func:`gather_windows`: the slots' windows, in that order, with one
+   index select from the input's pixel rows;
+3. :func:`run_experts`: each expert once, on its contiguous run of windows;
+4. :func:`mix_outputs`: each output pixel the weighted sum of that pixel of
+   its patch's k outputs, written straight into its place in the map (one
+   ``embedding_bag``: mixing and putting the patches back are one op);
+5. :func:`put_back`: one output per patch put back into the map, unmixed
+   (the naive reference's last step, :mod:`.reference`).
+
+Where patches and windows lie is :mod:`.patches`' (the layout and its index
+tables). Index tensors carry the routing on the device; the only value read
+back to the host is how many windows each expert gets (to split the
+windows), one small transfer per forward pass, and none in capacity mode,
+where every expert gets the same number. Each step's number of operations
+depends on neither the batch nor the number of patches (run_experts': one
+expert call per expert). Steps 2 to 5 work on pixel rows (channels-last:
+each pixel's channels side by side), so that a gather moves whole rows; the
+experts run channels-last too (the faster convolution on a CPU, and the
+layout tensor cores want).
 """
 import math
 from dataclasses import dataclass
@@ -21,7 +35,7 @@ from torch import Tensor, nn
 
 from .distributed import global_counts, has_collective_norm, world_size
 from .experts import StageStep, run_expert
-from .patches import PatchLayout, all_patches, patchify
+from .patches import PatchLayout, all_patches
 from .routing import count_values
 
 
@@ -121,6 +135,41 @@ def _groups_with_capacity(experts: Tensor, weights: Tensor,
                         weights * kept.to(weights.dtype), kept, capacity)
 
 
+def gather_windows(x: Tensor, layout: PatchLayout, patches: Tensor) -> Tensor:
+    """The windows of ``patches``, gathered from a channels-last copy of
+    ``x`` with one index select (its rows are pixels, so each gathered row
+    is one pixel's channels in a row).
+
+    Args:
+        x (Tensor): The input map (B, C, H, W).
+        layout (PatchLayout): Its patch layout.
+        patches (Tensor): Patch indices (S,) in the layout's order; any
+            order, repeats allowed (``ExpertGroups.patches``).
+
+    Returns:
+        Tensor: (S, C, Lh, Lw) in channels-last memory format, zeros where
+        a window lies past the map.
+    """
+    r, c = layout.rows, layout.cols
+    batch, channels, height, width = x.shape
+    # One row per pixel, and a last row of zeros that every window position
+    # past the map reads (a padded copy would write zeros over the whole
+    # map first).
+    pixels = x.new_empty((batch * height * width + 1, channels))
+    pixels[:-1].view(batch, height, width, channels).copy_(
+        x.permute(0, 2, 3, 1))
+    pixels[-1:].zero_()
+    image = torch.div(patches, layout.cells, rounding_mode='floor')
+    cell = patches - image * layout.cells
+    tables = layout.tables(x.device, x.dtype)
+    inside = tables.cell_windows.index_select(0, cell)
+    index = torch.where(inside >= 0,
+                        inside + (image * (height * width))[:, None],
+                        batch * height * width)
+    windows = pixels.index_select(0, index.reshape(-1))
+    return windows.view(-1, r.window, c.window, channels).permute(0, 3, 1, 2)
+
+
 def _has_batch_norm(module: nn.Module) -> bool:
     return any(
         isinstance(m, nn.modules.batchnorm._BatchNorm)
@@ -181,11 +230,84 @@ def _run_with_context(expert: nn.Module, steps: Sequence[StageStep],
     """``expert`` on every window of the batch; the outputs of
     ``patches``."""
     every = all_patches(layout, x.shape[0], x.device)
-    out = run_expert(expert, steps, patchify(x, layout, every), layout,
+    out = run_expert(expert, steps, gather_windows(x, layout, every), layout,
                      every)
     return out.index_select(0, patches)
 
 
+def mix_outputs(outputs: Tensor, layout: PatchLayout, slots: Tensor,
+                weights: Optional[Tensor], batch: int,
+                channels_last: bool = False) -> Tensor:
+    """Mix patch outputs into the output map: each output pixel is the
+    weighted sum of the same pixel of its patch's k outputs, one
+    ``embedding_bag`` over the outputs' pixels that also puts each pixel in
+    its place. ONNX has no such op (the exporter writes a loop over the
+    bags, 250x slower than the stock model in onnxruntime), so an export
+    gathers and sums instead.
+
+    Args:
+        outputs (Tensor): (S, C, ph, pw) patch outputs, any order.
+        layout (PatchLayout): The patch layout.
+        slots (Tensor): (B * gh * gw, k) for each patch (layout order), the
+            rows of ``outputs`` to mix (``ExpertGroups.slots``).
+        weights (Tensor, optional): (B * gh * gw, k) their mixing weights;
+            None sums them.
+        batch (int): B.
+        channels_last (bool): Return the map in channels-last memory format
+            (free) instead of contiguous (one transposing copy).
+
+    Returns:
+        Tensor: (B, C, Ho, Wo); patches' padded parts are dropped.
+    """
+    r, c = layout.rows, layout.cols
+    tables = layout.tables(outputs.device, outputs.dtype)
+    cells, k = tables.pixel_cells, slots.shape[1]
+    # Mixed pixels in (image, pixel) order for a channels-last map, else in
+    # (pixel, image) order: then (pixels, B * C) -> (B * C, pixels) is one
+    # 2-D transpose, which torch copies blockwise (3x faster on a CPU than
+    # a 4-D permute).
+    order = (0, 1, 2) if channels_last else (1, 0, 2)
+    source = (slots.view(batch, layout.cells, k).index_select(1, cells) *
+              (r.patch * c.patch) + tables.pixel_offsets[:, None]).permute(
+                  order).reshape(-1, k)
+    if weights is not None:
+        weights = weights.view(batch, layout.cells, k).index_select(
+            1, cells).permute(order).reshape(-1, k).to(outputs.dtype)
+    pixels = outputs.permute(0, 2, 3, 1).reshape(-1, outputs.shape[1])
+    if not torch.onnx.is_in_onnx_export():
+        mixed = F.embedding_bag(source, pixels, mode='sum',
+                                per_sample_weights=weights)
+    else:
+        mixed = pixels.index_select(0, source.reshape(-1)).view(
+            *source.shape, pixels.shape[1])
+        if weights is not None:
+            mixed = mixed * weights.unsqueeze(-1)
+        mixed = mixed.sum(dim=1)
+    if channels_last:
+        return mixed.view(batch, r.out_size, c.out_size, -1).permute(
+            0, 3, 1, 2)
+    planes = mixed.view(r.out_size * c.out_size, -1).t().contiguous()
+    return planes.view(batch, -1, r.out_size, c.out_size)
+
+
+def put_back(patches: Tensor, layout: PatchLayout, batch: int) -> Tensor:
+    """Put one output per patch back into the map, unmixed (the naive
+    reference's de-patchify; the sparse forward puts its pixels back as it
+    mixes them, :func:`mix_outputs`).
+
+    Args:
+        patches (Tensor): (B * gh * gw, C, ph, pw) in the layout's order.
+        layout (PatchLayout): The patch layout.
+        batch (int): B.
+
+    Returns:
+        Tensor: (B, C, Ho, Wo); padded parts are dropped.
+    """
+    order = torch.arange(patches.shape[0], device=patches.device)
+    return mix_outputs(patches, layout, order[:, None], None, batch)
+
+
 __all__ = [
-    'ExpertGroups', 'expert_capacity', 'group_by_expert', 'run_experts'
+    'ExpertGroups', 'expert_capacity', 'group_by_expert', 'gather_windows',
+    'run_experts', 'mix_outputs', 'put_back'
 ]

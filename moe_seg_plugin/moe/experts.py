@@ -1,9 +1,9 @@
 """Experts: copies of the replaced module, and how they run on windows.
 
-An expert runs on windows (:mod:`.patches`) as a chain of stages
-(:mod:`.geometry`) whose convolutions use no padding: a window holds exactly
-the input its patch's outputs read, zeros included where the dense layer
-pads the map. A stage after the first that pads reads, in the dense layer,
+An expert runs on windows (gathered by :func:`.dispatch.gather_windows`,
+laid out by :mod:`.patches`) as a chain of stages (:mod:`.geometry`) whose
+convolutions use no padding: a window holds exactly the input its patch's
+outputs read, zeros included where the dense layer pads the map. A stage after the first that pads reads, in the dense layer,
 zeros around the previous stage's output; there the previous stage's window
 output is multiplied by a mask that is 0 outside that dense output.
 """

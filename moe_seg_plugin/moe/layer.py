@@ -6,13 +6,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .dispatch import expert_capacity, group_by_expert, run_experts
+from .dispatch import (expert_capacity, gather_windows, group_by_expert,
+                       mix_outputs, run_experts)
 from .experts import (EXPERT_INITS, check_runs_on_windows, make_experts,
                       reinitialise, stage_steps)
 from .geometry import ChainAxis, channels, conv_stages
 from .loading import check_entries, upcycle_dense_entries
 from .losses import MoELoadLoss
-from .patches import PatchLayout, axis_layout, combine, patchify
+from .patches import PatchLayout, axis_layout
 from .registry import (BALANCE_LOSSES, GATES, ConfigLike, check_keywords,
                        keywords_of)
 from .routing import WEIGHTINGS, RoutingRecord, top_k_route
@@ -316,9 +317,10 @@ class PatchConvMoE(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Apply the mixture to ``x`` (B, C, H, W).
 
-        Gate, top-k, group by expert, patchify, each expert once on its
-        windows, combine into the map; shared experts add their output on
-        the whole map.
+        Gate, top-k, then the dispatch's steps (:mod:`.dispatch`): group
+        the slots by expert, gather their windows, each expert once on its
+        windows, mix the outputs into the map; shared experts add their
+        output on the whole map.
 
         Returns:
             Tensor: What the replaced module would return, in shape.
@@ -355,11 +357,11 @@ class PatchConvMoE(nn.Module):
                                  self.num_experts, self._forced_expert,
                                  capacity)
         record.kept = groups.kept
-        windows = patchify(x, layout, groups.patches)
+        windows = gather_windows(x, layout, groups.patches)
         outputs = run_experts(self.experts, self.expert_steps, x,
                               layout, groups, windows)
-        out = combine(outputs, layout, groups.slots, groups.weights, batch,
-                      keep_channels_last)
+        out = mix_outputs(outputs, layout, groups.slots, groups.weights,
+                          batch, keep_channels_last)
         # A shared expert takes every patch with weight 1: that is the
         # module on the whole map.
         for expert in self.shared_experts:

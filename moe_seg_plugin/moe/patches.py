@@ -1,4 +1,4 @@
-"""Cutting a feature map into patch windows, and putting patches back.
+"""Where patches and their windows lie: the layout, not the data.
 
 The grid is laid over the replaced layer's *output*: along each axis the
 output is split into patches whose sizes differ by at most one pixel (grid
@@ -10,19 +10,18 @@ zeros where it lies past the map (the replaced layer's own zero padding).
 Experts run on windows without padding of their own, so a window yields
 its patch's outputs and nothing else.
 
-:func:`patchify` gathers the windows of any list of patches and
-:func:`combine` mixes patch outputs back into a map, each with a number of
-operations that depends on neither the batch nor the number of patches.
-Both work on pixel rows (channels-last: each pixel's channels side by
-side), so that a gather moves whole rows; the experts run channels-last too
-(the faster convolution on a CPU, and the layout tensor cores want).
+:class:`PatchLayout` holds, per input size, where each patch and window
+lies, and its index tables (:class:`LayoutTables`) on each device. The
+steps that move data along them (gather the windows, run the experts, mix
+and put the patches back) are in :mod:`.dispatch`; the one pass over the
+map here is the gate's pool, :meth:`PatchLayout.cell_means` (each patch's
+mean over the input pixels it owns).
 """
 import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .geometry import ChainAxis
@@ -168,6 +167,31 @@ def axis_layout(chain: ChainAxis, in_size: int, grid: Optional[int],
                       bounds, stage_sizes, stage_starts, stage_lengths)
 
 
+@dataclass(frozen=True)
+class LayoutTables:
+    """A layout's index and mask tensors on one device, in one dtype
+    (:meth:`PatchLayout.tables` makes them once).
+
+    Attributes:
+        cell_windows (Tensor): (gh * gw, Lh * Lw) each window's pixels, row
+            after row, as indices into one image's pixels (row-major), -1
+            where the window lies past the image (zero padding).
+        pixel_cells (Tensor): (Ho * Wo,) for each output pixel, its patch's
+            grid cell.
+        pixel_offsets (Tensor): (Ho * Wo,) for each output pixel, its place
+            in its patch (``ph * pw`` places, row-major).
+        areas (Tensor): (gh, gw) input pixels each patch owns (at least 1).
+        stage_masks (tuple[Tensor, ...]): Per stage j, (gh * gw, 1, h, w):
+            1 where a window's output of stage j lies inside the stage's
+            dense output (:meth:`AxisLayout.stage_mask`).
+    """
+    cell_windows: Tensor
+    pixel_cells: Tensor
+    pixel_offsets: Tensor
+    areas: Tensor
+    stage_masks: Tuple[Tensor, ...]
+
+
 class PatchLayout:
     """Patches of a whole feature map, with index tensors cached per device.
 
@@ -190,7 +214,7 @@ class PatchLayout:
         self.grid = (rows.count, cols.count)
         self.cells = rows.count * cols.count
         self.out_size = (rows.out_size, cols.out_size)
-        self._tensors: Dict[tuple, Dict[str, Tensor]] = {}
+        self._tables: Dict[tuple, LayoutTables] = {}
 
     def clipped(self, grid: Optional[Tuple[int, int]]) -> bool:
         """Whether this layout has fewer patches than ``grid`` asks for
@@ -204,30 +228,24 @@ class PatchLayout:
         return patch_size is not None and (patch_size[0] > self.out_size[0]
                                            or patch_size[1] > self.out_size[1])
 
-    def tensors(self, device: torch.device,
-                dtype: torch.dtype) -> Dict[str, Tensor]:
-        """The layout's index and mask tensors on ``device``, made once:
+    def tables(self, device: torch.device,
+               dtype: torch.dtype) -> LayoutTables:
+        """The layout's index and mask tensors on ``device``, the masks and
+        areas in ``dtype``; made once per (device, dtype).
 
-        - 'cell_windows': (gh * gw, Lh * Lw) each window's pixels, row
-          after row, as indices into one image's pixels (row-major), -1
-          where the window lies past the image (zero padding);
-        - 'pixel_cells', 'pixel_offsets': (Ho * Wo,) for each output pixel,
-          its patch's grid cell and its place in the patch (``ph * pw``
-          places);
-        - 'areas': (gh, gw) pixels each patch owns (at least 1);
-        - 'stage_<j>': (gh * gw, 1, h, w), 1 where a window's output of
-          stage j lies inside the stage's dense output
-          (:meth:`AxisLayout.stage_mask`).
+        Returns:
+            LayoutTables: The tables.
         """
         key = (device, dtype)
-        found = self._tensors.get(key)
+        found = self._tables.get(key)
         if found is None:
-            found = self._make_tensors(device, dtype)
-            self._tensors[key] = found
+            found = self._make_tables(device, dtype)
+            self._tables[key] = found
         return found
 
-    def _make_tensors(self, device: torch.device,
-                      dtype: torch.dtype) -> Dict[str, Tensor]:
+    def _make_tables(self, device: torch.device,
+                     dtype: torch.dtype) -> LayoutTables:
+        """Build :meth:`tables` (index arithmetic of the two axes)."""
         r, c = self.rows, self.cols
 
         def longs(values) -> Tensor:
@@ -240,23 +258,23 @@ class PatchLayout:
         windows = torch.where(inside, pixels, -1)
         row_cells, row_within = map(longs, r.pixel_index())
         col_cells, col_within = map(longs, c.pixel_index())
-        made = {
-            'cell_windows': windows.reshape(self.cells, -1),
-            'pixel_cells': (row_cells[:, None] * c.count +
-                            col_cells[None, :]).reshape(-1),
-            'pixel_offsets': (row_within[:, None] * c.patch +
-                              col_within[None, :]).reshape(-1),
-            'areas': torch.tensor(
-                [[max(h, 1) * max(w, 1) for w in c.core_sizes]
-                 for h in r.core_sizes], dtype=dtype, device=device),
-        }
+        masks = []
         for stage in range(len(r.stage_sizes)):
             rows = torch.tensor(r.stage_mask(stage), dtype=dtype)
             cols = torch.tensor(c.stage_mask(stage), dtype=dtype)
             mask = rows[:, None, :, None] * cols[None, :, None, :]
-            made[f'stage_{stage}'] = mask.reshape(
-                self.cells, 1, rows.shape[1], cols.shape[1]).to(device)
-        return made
+            masks.append(mask.reshape(self.cells, 1, rows.shape[1],
+                                      cols.shape[1]).to(device))
+        return LayoutTables(
+            cell_windows=windows.reshape(self.cells, -1),
+            pixel_cells=(row_cells[:, None] * c.count +
+                         col_cells[None, :]).reshape(-1),
+            pixel_offsets=(row_within[:, None] * c.patch +
+                           col_within[None, :]).reshape(-1),
+            areas=torch.tensor(
+                [[max(h, 1) * max(w, 1) for w in c.core_sizes]
+                 for h in r.core_sizes], dtype=dtype, device=device),
+            stage_masks=tuple(masks))
 
     def place(self, record, batch: int):
         """Fill in a RoutingRecord's grid and where its cells lie, for
@@ -270,16 +288,26 @@ class PatchLayout:
         return record
 
     def stage_mask(self, stage: int, patches: Tensor, like: Tensor) -> Tensor:
-        """The masks (P, 1, h, w) of ``patches``' window outputs of
-        ``stage`` (``'stage_<j>'`` of :meth:`tensors`); ``like`` gives
-        device and dtype."""
-        found = self.tensors(like.device, like.dtype)[f'stage_{stage}']
-        return found.index_select(0, patches % self.cells)
+        """The masks of ``patches``' window outputs of ``stage``.
+
+        Args:
+            stage (int): The stage j (``LayoutTables.stage_masks[j]``).
+            patches (Tensor): (P,) patch indices in the layout's order.
+            like (Tensor): Gives the masks' device and dtype.
+
+        Returns:
+            Tensor: (P, 1, h, w).
+        """
+        masks = self.tables(like.device, like.dtype).stage_masks[stage]
+        return masks.index_select(0, patches % self.cells)
 
     def cell_means(self, x: Tensor) -> Tensor:
-        """Mean of ``x`` (B, C, H, W) over the input pixels each patch owns
-        (one pass over the map: sums over the parts of a split, one op per
-        grid row and per grid column).
+        """Mean of ``x`` over the input pixels each patch owns: the gate's
+        pool (one pass over the map: sums over the parts of a split, one op
+        per grid row and per grid column).
+
+        Args:
+            x (Tensor): The map (B, C, H, W).
 
         Returns:
             Tensor: Shape (B * gh * gw, C), patches in the layout's order.
@@ -287,116 +315,16 @@ class PatchLayout:
         r, c = self.rows, self.cols
         # split, not slices: a slice's backward fills a zero map of the
         # whole input, a split's puts the parts side by side once.
-        rows = torch.stack([
-            part.sum(dim=2) for part in x.split(r.core_sizes, dim=2)
-        ], dim=2)
-        cells = torch.stack([
-            part.sum(dim=3) for part in rows.split(c.core_sizes, dim=3)
-        ], dim=3)
-        means = cells / self.tensors(x.device, x.dtype)['areas']
+        row_sums = []
+        for part in x.split(r.core_sizes, dim=2):
+            row_sums.append(part.sum(dim=2))
+        rows = torch.stack(row_sums, dim=2)
+        cell_sums = []
+        for part in rows.split(c.core_sizes, dim=3):
+            cell_sums.append(part.sum(dim=3))
+        cells = torch.stack(cell_sums, dim=3)
+        means = cells / self.tables(x.device, x.dtype).areas
         return means.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
-
-
-def patchify(x: Tensor, layout: PatchLayout, patches: Tensor) -> Tensor:
-    """The windows of ``patches``, gathered from a channels-last copy of
-    ``x`` with one index select (its rows are pixels, so each gathered row
-    is one pixel's channels in a row).
-
-    Args:
-        x (Tensor): The input map (B, C, H, W).
-        layout (PatchLayout): Its patch layout.
-        patches (Tensor): Patch indices (S,) in the layout's order; any
-            order, repeats allowed.
-
-    Returns:
-        Tensor: (S, C, Lh, Lw) in channels-last memory format, zeros where
-        a window lies past the map.
-    """
-    r, c = layout.rows, layout.cols
-    batch, channels, height, width = x.shape
-    # One row per pixel, and a last row of zeros that every window position
-    # past the map reads (a padded copy would write zeros over the whole
-    # map first).
-    pixels = x.new_empty((batch * height * width + 1, channels))
-    pixels[:-1].view(batch, height, width, channels).copy_(
-        x.permute(0, 2, 3, 1))
-    pixels[-1:].zero_()
-    image = torch.div(patches, layout.cells, rounding_mode='floor')
-    cell = patches - image * layout.cells
-    found = layout.tensors(x.device, x.dtype)
-    inside = found['cell_windows'].index_select(0, cell)
-    index = torch.where(inside >= 0,
-                        inside + (image * (height * width))[:, None],
-                        batch * height * width)
-    windows = pixels.index_select(0, index.reshape(-1))
-    return windows.view(-1, r.window, c.window, channels).permute(0, 3, 1, 2)
-
-
-def combine(outputs: Tensor, layout: PatchLayout, slots: Tensor,
-            weights: Optional[Tensor], batch: int,
-            channels_last: bool = False) -> Tensor:
-    """Mix patch outputs into the output map: each output pixel is the
-    weighted sum of the same pixel of its patch's k outputs, one
-    ``embedding_bag`` over the outputs' pixels.
-
-    Args:
-        outputs (Tensor): (S, C, ph, pw) patch outputs, any order.
-        layout (PatchLayout): The patch layout.
-        slots (Tensor): (B * gh * gw, k) for each patch (layout order), the
-            rows of ``outputs`` to mix.
-        weights (Tensor, optional): (B * gh * gw, k) their mixing weights;
-            None sums them.
-        batch (int): B.
-        channels_last (bool): Return the map in channels-last memory format
-            (free) instead of contiguous (one transposing copy).
-
-    Returns:
-        Tensor: (B, C, Ho, Wo); patches' padded parts are dropped.
-    """
-    r, c = layout.rows, layout.cols
-    found = layout.tensors(outputs.device, outputs.dtype)
-    cells, k = found['pixel_cells'], slots.shape[1]
-    # Mixed pixels in (image, pixel) order for a channels-last map, else in
-    # (pixel, image) order: then (pixels, B * C) -> (B * C, pixels) is one
-    # 2-D transpose, which torch copies blockwise (3x faster on a CPU than
-    # a 4-D permute).
-    order = (0, 1, 2) if channels_last else (1, 0, 2)
-    source = (slots.view(batch, layout.cells, k).index_select(1, cells) *
-              (r.patch * c.patch) + found['pixel_offsets'][:, None]).permute(
-                  order)
-    if weights is not None:
-        weights = weights.view(batch, layout.cells, k).index_select(
-            1, cells).permute(order).reshape(-1, k).to(outputs.dtype)
-    pixels = outputs.permute(0, 2, 3, 1).reshape(-1, outputs.shape[1])
-    mixed = _weighted_gather(pixels, source.reshape(-1, k), weights)
-    if channels_last:
-        return mixed.view(batch, r.out_size, c.out_size, -1).permute(
-            0, 3, 1, 2)
-    planes = mixed.view(r.out_size * c.out_size, -1).t().contiguous()
-    return planes.view(batch, -1, r.out_size, c.out_size)
-
-
-def _weighted_gather(rows: Tensor, index: Tensor,
-                     weights: Optional[Tensor]) -> Tensor:
-    """For each row of ``index`` (P, k), the sum of those ``rows`` times
-    ``weights`` (P, k), or plain if None: one ``embedding_bag``. ONNX has no
-    such op (the exporter writes a loop over the P bags, 250x slower than
-    the stock model in onnxruntime), so an export gathers and sums."""
-    if not torch.onnx.is_in_onnx_export():
-        return F.embedding_bag(index, rows, mode='sum',
-                               per_sample_weights=weights)
-    gathered = rows.index_select(0, index.reshape(-1)).view(
-        *index.shape, rows.shape[1])
-    if weights is not None:
-        gathered = gathered * weights.unsqueeze(-1)
-    return gathered.sum(dim=1)
-
-
-def depatchify(patches: Tensor, layout: PatchLayout, batch: int) -> Tensor:
-    """Put one output per patch (B * gh * gw, C, ph, pw), in the layout's
-    order, back into a map (B, C, Ho, Wo); padded parts are dropped."""
-    order = torch.arange(patches.shape[0], device=patches.device)
-    return combine(patches, layout, order[:, None], None, batch)
 
 
 def all_patches(layout: PatchLayout, batch: int,
@@ -406,6 +334,6 @@ def all_patches(layout: PatchLayout, batch: int,
 
 
 __all__ = [
-    'AxisLayout', 'PatchLayout', 'split_axis', 'axis_layout', 'patchify',
-    'combine', 'depatchify', 'all_patches'
+    'AxisLayout', 'LayoutTables', 'PatchLayout', 'split_axis', 'axis_layout',
+    'all_patches'
 ]

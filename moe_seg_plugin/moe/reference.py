@@ -14,9 +14,10 @@ baseline.
 import torch
 from torch import Tensor
 
+from .dispatch import gather_windows, put_back
 from .experts import run_expert
 from .layer import PatchConvMoE
-from .patches import all_patches, depatchify, patchify
+from .patches import all_patches
 from .routing import RoutingRecord
 
 
@@ -43,7 +44,7 @@ def naive_forward(layer: PatchConvMoE, x: Tensor) -> Tensor:
     layout = layer.layout(x.shape[2], x.shape[3])
     record = layer.route(layer.gate(x, layout.cell_means))
     patches = all_patches(layout, x.shape[0], x.device)
-    windows = patchify(x, layout, patches)
+    windows = gather_windows(x, layout, patches)
     weights = dense_weights(record, layer.num_experts)
     mixed = 0
     for index, expert in enumerate(layer.experts):
@@ -54,7 +55,7 @@ def naive_forward(layer: PatchConvMoE, x: Tensor) -> Tensor:
     for expert in layer.shared_experts:
         mixed = mixed + run_expert(expert, layer.expert_steps, windows,
                                    layout, patches)
-    return depatchify(mixed, layout, x.shape[0])
+    return put_back(mixed, layout, x.shape[0])
 
 
 def spread_bias(num_patches: int, num_experts: int, top_k: int,

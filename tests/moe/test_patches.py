@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from moe_seg_plugin.moe.geometry import ChainAxis, conv_stages
-from moe_seg_plugin.moe.patches import (axis_layout, depatchify, patchify,
-                                        split_axis)
+from moe_seg_plugin.moe.dispatch import gather_windows, put_back
+from moe_seg_plugin.moe.patches import axis_layout, split_axis
 
 
 @pytest.mark.parametrize('size,grid', [(9, 4), (5, 4), (37, 3), (4, 4),
@@ -77,14 +77,14 @@ def test_gate_pools_owned_real_pixels_only():
                                torch.stack(expected))
 
 
-def test_patchify_cuts_windows_with_zeros_past_the_map():
+def test_gather_windows_cuts_windows_with_zeros_past_the_map():
     from moe_seg_plugin.moe import PatchConvMoE
     layout = PatchConvMoE(nn.Conv2d(2, 3, 3, padding=1),
                           grid=(2, 3)).layout(7, 10)
     x = torch.randn(2, 2, 7, 10)
     padded = nn.functional.pad(x, (1, 1, 1, 1))
     patches = torch.tensor([11, 0, 4, 4])  # any order, repeats allowed
-    windows = patchify(x, layout, patches)
+    windows = gather_windows(x, layout, patches)
     r, c = layout.rows, layout.cols
     assert windows.shape == (4, 2, r.window, c.window) == (4, 2, 6, 6)
     for index, patch in enumerate(patches.tolist()):
@@ -98,13 +98,13 @@ def test_patchify_cuts_windows_with_zeros_past_the_map():
         torch.testing.assert_close(windows[index], want)
 
 
-def test_depatchify_puts_patches_in_place_and_drops_padding():
+def test_put_back_puts_patches_in_place_and_drops_padding():
     """Patches of unequal sizes (4, 3 rows; 4, 3, 3 columns), stored at
     the common 4x4: each output pixel comes from its own patch."""
     from moe_seg_plugin.moe import PatchConvMoE
     layout = PatchConvMoE(nn.Conv2d(1, 1, 1), grid=(2, 3)).layout(7, 10)
     patches = torch.randn(2 * 6, 1, 4, 4, requires_grad=True)
-    out = depatchify(patches, layout, 2)
+    out = put_back(patches, layout, 2)
     assert out.shape == (2, 1, 7, 10)
     r, c = layout.rows, layout.cols
     for t in range(12):
