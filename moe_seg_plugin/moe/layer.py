@@ -16,7 +16,7 @@ from .losses import MoELoadLoss
 from .patches import PatchLayout, axis_layout
 from .registry import (BALANCE_LOSSES, GATES, ConfigLike, check_keywords,
                        keywords_of)
-from .routing import WEIGHTINGS, RoutingRecord, top_k_route
+from .routing import WEIGHTINGS, RoutingRecord, TopK, choose_top_k
 
 _DEFAULT = object()
 DEFAULT_GRID = (3, 3)
@@ -307,20 +307,29 @@ class PatchConvMoE(nn.Module):
             return
         self._clip_logged = True
 
-    def route(self, logits: Tensor) -> RoutingRecord:
-        """Choose experts for gate logits (T, N)."""
+    def route(self, logits: Tensor) -> TopK:
+        """Choose experts for gate logits (T, N) with the layer's top-k,
+        weighting, forced expert and (in training) noise.
+
+        Args:
+            logits (Tensor): Gate logits (T, N).
+
+        Returns:
+            TopK: The choice (experts and weights (T, k)).
+        """
         noisy = self.noisy_gating and self.training
-        return top_k_route(logits, self.top_k,
-                           self.noise_std if noisy else None,
-                           self._forced_expert, self.weighting)
+        return choose_top_k(logits, self.top_k,
+                            self.noise_std if noisy else None,
+                            self._forced_expert, self.weighting)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply the mixture to ``x`` (B, C, H, W).
 
         Gate, top-k, then the dispatch's steps (:mod:`.dispatch`): group
-        the slots by expert, gather their windows, each expert once on its
-        windows, mix the outputs into the map; shared experts add their
-        output on the whole map.
+        the slots by expert (then ``last_routing`` is built, complete),
+        gather their windows, each expert once on its windows, mix the
+        outputs into the map; shared experts add their output on the whole
+        map.
 
         Returns:
             Tensor: What the replaced module would return, in shape.
@@ -348,15 +357,17 @@ class PatchConvMoE(nn.Module):
                 f'image(s) of {layout.grid[0]}x{layout.grid[1]} patches and '
                 f'{self.num_experts} experts (pool the map with the pool it '
                 'is given)')
-        record = self.route(logits)
-        self.last_routing = layout.place(record, batch)
+        choice = self.route(logits)
         capacity = None if self.capacity_factor is None else \
-            expert_capacity(self.capacity_factor, record.num_patches,
+            expert_capacity(self.capacity_factor, logits.shape[0],
                             self.top_k, self.num_experts)
-        groups = group_by_expert(record.experts, record.weights,
+        groups = group_by_expert(choice.experts, choice.weights,
                                  self.num_experts, self._forced_expert,
                                  capacity)
-        record.kept = groups.kept
+        # The record's fields: the choice's, the layout's and the grouping's.
+        self.last_routing = RoutingRecord(**vars(choice),
+                                          **vars(layout.placement(batch)),
+                                          kept=groups.kept)
         windows = gather_windows(x, layout, groups.patches)
         outputs = run_experts(self.experts, self.expert_steps, x,
                               layout, groups, windows)

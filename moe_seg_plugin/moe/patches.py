@@ -192,6 +192,28 @@ class LayoutTables:
     stage_masks: Tuple[Tensor, ...]
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a batch's grid cells lie in the layer's output
+    (:meth:`PatchLayout.placement`): the layout fields of a
+    ``RoutingRecord``.
+
+    Attributes:
+        grid (tuple[int, int, int]): (B, gh, gw).
+        row_starts, row_sizes (tuple[int, ...]): (gh,) first output row
+            and rows of each grid row.
+        col_starts, col_sizes (tuple[int, ...]): (gw,) the same for the
+            grid columns.
+        out_size (tuple[int, int]): The layer's output size (Ho, Wo).
+    """
+    grid: Tuple[int, int, int]
+    row_starts: Tuple[int, ...]
+    row_sizes: Tuple[int, ...]
+    col_starts: Tuple[int, ...]
+    col_sizes: Tuple[int, ...]
+    out_size: Tuple[int, int]
+
+
 class PatchLayout:
     """Patches of a whole feature map, with index tensors cached per device.
 
@@ -276,16 +298,16 @@ class PatchLayout:
                  for h in r.core_sizes], dtype=dtype, device=device),
             stage_masks=tuple(masks))
 
-    def place(self, record, batch: int):
-        """Fill in a RoutingRecord's grid and where its cells lie, for
-        ``batch`` images (returns the record)."""
-        record.grid = (batch, ) + self.grid
-        record.row_starts = tuple(self.rows.starts)
-        record.row_sizes = tuple(self.rows.sizes)
-        record.col_starts = tuple(self.cols.starts)
-        record.col_sizes = tuple(self.cols.sizes)
-        record.out_size = self.out_size
-        return record
+    def placement(self, batch: int) -> Placement:
+        """Where the grid cells of ``batch`` images lie (a RoutingRecord's
+        layout fields).
+
+        Returns:
+            Placement: The grid (B, gh, gw) and the cells' pixels.
+        """
+        return Placement((batch, ) + self.grid, tuple(self.rows.starts),
+                         tuple(self.rows.sizes), tuple(self.cols.starts),
+                         tuple(self.cols.sizes), self.out_size)
 
     def stage_mask(self, stage: int, patches: Tensor, like: Tensor) -> Tensor:
         """The masks of ``patches``' window outputs of ``stage``.
@@ -334,6 +356,6 @@ def all_patches(layout: PatchLayout, batch: int,
 
 
 __all__ = [
-    'AxisLayout', 'LayoutTables', 'PatchLayout', 'split_axis', 'axis_layout',
-    'all_patches'
+    'AxisLayout', 'LayoutTables', 'Placement', 'PatchLayout', 'split_axis',
+    'axis_layout', 'all_patches'
 ]

@@ -11,6 +11,8 @@ mode when experts hold batch norms: in training those normalise over the
 patches they see), so it serves as a test oracle and as the benchmark's
 baseline.
 """
+from typing import Union
+
 import torch
 from torch import Tensor
 
@@ -18,13 +20,23 @@ from .dispatch import gather_windows, put_back
 from .experts import run_expert
 from .layer import PatchConvMoE
 from .patches import all_patches
-from .routing import RoutingRecord
+from .routing import RoutingRecord, TopK
 
 
-def dense_weights(record: RoutingRecord, num_experts: int) -> Tensor:
+def dense_weights(record: Union[TopK, RoutingRecord],
+                  num_experts: int) -> Tensor:
     """The routing as a (T, N) matrix: each patch's mixing weight of each
-    expert, zero where the expert was not chosen."""
-    weights = record.weights.new_zeros(record.num_patches, num_experts)
+    expert, zero where the expert was not chosen.
+
+    Args:
+        record (TopK | RoutingRecord): A choice (``PatchConvMoE.route``)
+            or a layer's record: experts and weights (T, k).
+        num_experts (int): N.
+
+    Returns:
+        Tensor: (T, N).
+    """
+    weights = record.weights.new_zeros(record.weights.shape[0], num_experts)
     return weights.scatter(1, record.experts, record.weights)
 
 

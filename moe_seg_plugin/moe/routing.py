@@ -1,17 +1,52 @@
 """Top-k routing and the record each forward pass leaves behind."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
 
-@dataclass
+@dataclass(frozen=True)
+class TopK:
+    """What top-k routing chose (:func:`choose_top_k`), before the slots are
+    grouped: the routing fields of a :class:`RoutingRecord`, which
+    ``PatchConvMoE.forward`` builds from them, the layout's
+    ``PatchLayout.placement`` and the grouping's ``kept``.
+
+    T is the number of patches, N the number of routed experts, k the
+    experts per patch.
+
+    Attributes:
+        logits (Tensor): Gate logits (T, N), before noise.
+        probs (Tensor): softmax of ``logits`` (T, N).
+        experts (Tensor): Chosen experts (T, k), highest first.
+        weights (Tensor): Their mixing weights (T, k).
+        top_k (int): Experts per patch (1 when an expert is forced).
+        noisy_logits (Tensor, optional): Logits plus noise, when noisy
+            top-k chose the experts.
+        noise_std (float, optional): Standard deviation of that noise.
+        weighting (str): How ``weights`` were made (:func:`mixing_weights`).
+    """
+    logits: Tensor
+    probs: Tensor
+    experts: Tensor
+    weights: Tensor
+    top_k: int
+    noisy_logits: Optional[Tensor] = None
+    noise_std: Optional[float] = None
+    weighting: str = 'renormalized'
+
+
+@dataclass(frozen=True)
 class RoutingRecord:
-    """What one forward pass of a PatchConvMoE layer decided.
+    """What one forward pass of a PatchConvMoE layer decided, built once,
+    complete, after the slots are grouped (a copy with other values:
+    ``dataclasses.replace``).
 
     T is the number of patches in the batch (B * gh * gw, image-major, then
     grid rows), N the number of routed experts, k the experts per patch.
+    Its fields are :class:`TopK`'s, ``PatchLayout.placement``'s and
+    ``kept``.
 
     Attributes:
         logits (Tensor): Gate logits (T, N), before noise.
@@ -27,6 +62,7 @@ class RoutingRecord:
         row_starts, row_sizes, col_starts, col_sizes (tuple): Where each
             grid cell lies in the layer's output, in pixels.
         out_size (tuple): The layer's output size (Ho, Wo).
+        weighting (str): How ``weights`` were made (:func:`mixing_weights`).
         kept (Tensor, optional): (T, k) False where capacity mode dropped
             the choice; None when every choice ran.
     """
@@ -38,10 +74,10 @@ class RoutingRecord:
     top_k: int
     noisy_logits: Optional[Tensor] = None
     noise_std: Optional[float] = None
-    row_starts: Tuple[int, ...] = field(default_factory=tuple)
-    row_sizes: Tuple[int, ...] = field(default_factory=tuple)
-    col_starts: Tuple[int, ...] = field(default_factory=tuple)
-    col_sizes: Tuple[int, ...] = field(default_factory=tuple)
+    row_starts: Tuple[int, ...] = ()
+    row_sizes: Tuple[int, ...] = ()
+    col_starts: Tuple[int, ...] = ()
+    col_sizes: Tuple[int, ...] = ()
     out_size: Tuple[int, int] = (0, 0)
     weighting: str = 'renormalized'
     kept: Optional[Tensor] = None
@@ -88,11 +124,11 @@ def mixing_weights(probs: Tensor, chosen: Tensor, experts: Tensor,
     return hard + (gate_prob - gate_prob.detach())
 
 
-def top_k_route(logits: Tensor,
-                top_k: int,
-                noise_std: Optional[float] = None,
-                forced_expert: Optional[int] = None,
-                weighting: str = 'renormalized') -> RoutingRecord:
+def choose_top_k(logits: Tensor,
+                 top_k: int,
+                 noise_std: Optional[float] = None,
+                 forced_expert: Optional[int] = None,
+                 weighting: str = 'renormalized') -> TopK:
     """Choose experts for every patch.
 
     Args:
@@ -107,8 +143,7 @@ def top_k_route(logits: Tensor,
             :func:`mixing_weights`. Default: 'renormalized'.
 
     Returns:
-        RoutingRecord: The decision (grid and layout fields left empty:
-        ``PatchLayout.place`` fills them).
+        TopK: The choice: experts and weights (T, k), probs (T, N).
     """
     probs = logits.softmax(dim=1)
     if forced_expert is not None:
@@ -116,8 +151,8 @@ def top_k_route(logits: Tensor,
                              dtype=torch.long, device=logits.device)
         weights = torch.ones(logits.shape[0], 1, dtype=logits.dtype,
                              device=logits.device)
-        return RoutingRecord(logits, probs, experts, weights, (0, 0, 0), 1,
-                             weighting='renormalized')
+        return TopK(logits, probs, experts, weights, 1,
+                    weighting='renormalized')
     noisy = None
     scores = logits
     if noise_std is not None:
@@ -125,9 +160,26 @@ def top_k_route(logits: Tensor,
         scores = noisy
     chosen, experts = scores.topk(top_k, dim=1)
     weights = mixing_weights(probs, chosen, experts, weighting)
-    return RoutingRecord(logits, probs, experts, weights, (0, 0, 0), top_k,
-                         noisy_logits=noisy, noise_std=noise_std,
-                         weighting=weighting)
+    return TopK(logits, probs, experts, weights, top_k, noisy_logits=noisy,
+                noise_std=noise_std, weighting=weighting)
+
+
+def top_k_route(logits: Tensor,
+                top_k: int,
+                noise_std: Optional[float] = None,
+                forced_expert: Optional[int] = None,
+                weighting: str = 'renormalized') -> RoutingRecord:
+    """:func:`choose_top_k` as a record of no layout (logits alone, no
+    layer: for statistics and losses of a routing).
+
+    Args: as :func:`choose_top_k`.
+
+    Returns:
+        RoutingRecord: The choice; grid (0, 0, 0), the layout fields empty
+        and ``kept`` None.
+    """
+    choice = choose_top_k(logits, top_k, noise_std, forced_expert, weighting)
+    return RoutingRecord(**vars(choice), grid=(0, 0, 0))
 
 
 def count_values(values: Tensor, size: int) -> Tensor:

@@ -1,10 +1,13 @@
 """Top-k routing and sparse dispatch: weights, patch counts, gradients."""
+import dataclasses
+
 import pytest
 import torch
 from mmcv.cnn import ConvModule
 from torch import nn
 
-from moe_seg_plugin.moe import PatchConvMoE, top_k_route
+from moe_seg_plugin.moe import PatchConvMoE, RoutingRecord, TopK, top_k_route
+from moe_seg_plugin.moe.patches import Placement
 from moe_seg_plugin.moe.reference import spread_bias
 
 
@@ -131,6 +134,25 @@ def test_routing_record_describes_the_grid():
     assert record.col_starts == (0, 7, 14) and record.col_sizes == (7, 7, 6)
     assert record.out_size == (11, 20)
     assert record.logits.shape == record.probs.shape == (12, 6)
+
+
+def test_routing_record_is_built_once_complete():
+    """The record's fields are the choice's, the placement's and ``kept``,
+    each once; the record is frozen and each forward pass leaves a new
+    one."""
+    names = [f.name for f in dataclasses.fields(RoutingRecord)]
+    parts = ([f.name for f in dataclasses.fields(TopK)] +
+             [f.name for f in dataclasses.fields(Placement)] + ['kept'])
+    assert sorted(parts) == sorted(names)
+    moe = _moe(grid=(2, 2), capacity_factor=1.0)
+    x = torch.randn(1, 6, 8, 8)
+    moe(x)
+    first = moe.last_routing
+    assert first.kept is not None and first.grid == (1, 2, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.kept = None
+    moe(x)
+    assert moe.last_routing is not first
 
 
 def test_moves_with_the_module_dtype():

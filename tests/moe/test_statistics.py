@@ -1,4 +1,5 @@
 """Routing statistics against known cases and hand-computed values."""
+import dataclasses
 import math
 
 import pytest
@@ -160,9 +161,10 @@ def test_label_cells_identity_scale_padding_flip_and_window():
 
 
 def test_class_expert_counts_by_hand():
-    record = _record_with_cells(batch=2)
-    record.experts = torch.tensor([[0], [1], [2], [3], [3], [3], [1], [1]])
-    record.top_k = 1
+    record = dataclasses.replace(
+        _record_with_cells(batch=2),
+        experts=torch.tensor([[0], [1], [2], [3], [3], [3], [1], [1]]),
+        top_k=1)
     cells = label_cells(record, (4, 4), (4, 4))
     label = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 255], [2, 2, 2, 2],
                           [2, 2, 2, 2]])
