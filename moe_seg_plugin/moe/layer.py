@@ -6,8 +6,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .dispatch import (expert_capacity, gather_windows, group_by_expert,
-                       mix_outputs, run_experts)
+from .dispatch import (CutWindows, expert_capacity, gather_windows,
+                       group_by_expert, mix_into_map, mix_outputs,
+                       run_experts, run_patch_by_patch)
 from .experts import (EXPERT_INITS, check_runs_on_windows, make_experts,
                       reinitialise, stage_steps)
 from .geometry import ChainAxis, channels, conv_stages
@@ -20,6 +21,8 @@ from .routing import WEIGHTINGS, RoutingRecord, TopK, choose_top_k
 
 _DEFAULT = object()
 DEFAULT_GRID = (3, 3)
+#: How the dispatch moves data (see :mod:`.dispatch`).
+DISPATCHES = ('auto', 'views', 'indexed')
 DEFAULT_GATE = dict(type='DoubleConvGAPGate')
 MAX_CACHED_LAYOUTS = 32
 logger = logging.getLogger('moe_seg_plugin')
@@ -120,6 +123,15 @@ class PatchConvMoE(nn.Module):
             the experts' batch-norm statistics). None (default): every
             choice runs, the per-expert counts read to the host once per
             forward pass (one graph break under ``torch.compile``).
+        dispatch (str): How windows are cut out and outputs mixed back
+            (:mod:`.dispatch`): 'views' (through views of the maps, one
+            operation per window and slot: the fastest on a CPU), 'indexed'
+            (a few index operations whatever the batch and grid: for
+            accelerators, capacity mode, tracing and export) or 'auto'
+            (views in default mode on a CPU, indexed otherwise). Capacity
+            mode, tracing (FLOP counting, ONNX export) and
+            ``torch.compile`` always use 'indexed'. Both give the same
+            outputs and gradients up to float rounding. Default: 'auto'.
 
     Loading a state dict that holds the *dense* module's weights under this
     layer's prefix (a stock checkpoint) upcycles them: with
@@ -144,7 +156,8 @@ class PatchConvMoE(nn.Module):
                  num_shared_experts: int = 0,
                  expert_init: str = 'random',
                  init_noise: float = 0.01,
-                 capacity_factor: Optional[float] = None) -> None:
+                 capacity_factor: Optional[float] = None,
+                 dispatch: str = 'auto') -> None:
         super().__init__()
         if not isinstance(module, nn.Module):
             raise ValueError(f'module must be an nn.Module (the convolution '
@@ -183,6 +196,9 @@ class PatchConvMoE(nn.Module):
                 and capacity_factor > 0):
             raise ValueError(f'capacity_factor must be a number > 0 (or '
                              f'None), got {capacity_factor!r}')
+        if dispatch not in DISPATCHES:
+            raise ValueError(f'dispatch must be one of {DISPATCHES}, got '
+                             f'{dispatch!r}')
         if noisy_gating and not noise_std > 0:
             raise ValueError(
                 f'noise_std must be > 0 with noisy_gating, got {noise_std!r}')
@@ -194,6 +210,7 @@ class PatchConvMoE(nn.Module):
         self.init_noise = float(init_noise)
         self.capacity_factor = (None if capacity_factor is None else
                                 float(capacity_factor))
+        self.dispatch = dispatch
         #: The class of the module the layer replaces, for messages.
         self.replaced_type = type(module).__name__
         self._dense_keys = tuple(module.state_dict().keys())
@@ -327,9 +344,10 @@ class PatchConvMoE(nn.Module):
 
         Gate, top-k, then the dispatch's steps (:mod:`.dispatch`): group
         the slots by expert (then ``last_routing`` is built, complete),
-        gather their windows, each expert once on its windows, mix the
+        cut out their windows, each expert once on its windows, mix the
         outputs into the map; shared experts add their output on the whole
-        map.
+        map. Windows are cut and outputs mixed through views of the maps
+        or with index operations, as ``dispatch`` says.
 
         Returns:
             Tensor: What the replaced module would return, in shape.
@@ -341,11 +359,13 @@ class PatchConvMoE(nn.Module):
         if x.shape[0] == 0:
             raise ValueError('PatchConvMoE got an empty batch (0 images); '
                              'it needs at least one image to route')
-        self._check_dtype(x)
+        param = next(self.parameters(), None)
+        if param is not None and x.dtype != param.dtype:
+            self._check_dtype(x, param.dtype)
         batch = x.shape[0]
         layout = self.layout(x.shape[2], x.shape[3])
-        # The dispatch works on pixels (channels-last); the output keeps the
-        # input's memory format, as torch's convolutions do.
+        # The output keeps the input's memory format, as torch's
+        # convolutions do.
         keep_channels_last = not x.is_contiguous() and x.is_contiguous(
             memory_format=torch.channels_last)
         logits = self.gate(x, layout.cell_means)
@@ -361,27 +381,45 @@ class PatchConvMoE(nn.Module):
         capacity = None if self.capacity_factor is None else \
             expert_capacity(self.capacity_factor, logits.shape[0],
                             self.top_k, self.num_experts)
+        # Views in eager default mode on a CPU (or where asked for); index
+        # operations where the op count must not grow with the patches.
+        views = (capacity is None and self.dispatch != 'indexed'
+                 and (self.dispatch == 'views' or x.device.type == 'cpu')
+                 and not (torch.jit.is_tracing()
+                          or torch.compiler.is_compiling()))
         groups = group_by_expert(choice.experts, choice.weights,
                                  self.num_experts, self._forced_expert,
-                                 capacity)
+                                 capacity, on_host=views)
         # The record's fields: the choice's, the layout's and the grouping's.
         self.last_routing = RoutingRecord(**vars(choice),
                                           **vars(layout.placement(batch)),
                                           kept=groups.kept)
-        windows = gather_windows(x, layout, groups.patches)
-        outputs = run_experts(self.experts, self.expert_steps, x,
-                              layout, groups, windows)
-        out = mix_outputs(outputs, layout, groups.slots, groups.weights,
-                          batch, keep_channels_last)
+        if views and not (self.training or torch.is_grad_enabled()):
+            out = run_patch_by_patch(self.experts, self.expert_steps, x,
+                                     layout, groups, keep_channels_last)
+        elif views:
+            windows = CutWindows.apply(x, layout, groups.runs)
+            outputs = run_experts(self.experts, self.expert_steps, x,
+                                  layout, groups, windows)
+            out = mix_into_map(outputs, layout, groups.rows,
+                               groups.weights, keep_channels_last)
+        else:
+            windows = gather_windows(x, layout, groups.patches).split(
+                groups.counts)
+            outputs = run_experts(self.experts, self.expert_steps, x,
+                                  layout, groups, windows)
+            out = mix_outputs(torch.cat(outputs), layout, groups.slots,
+                              groups.weights, batch, keep_channels_last)
         # A shared expert takes every patch with weight 1: that is the
         # module on the whole map.
         for expert in self.shared_experts:
             out = out + expert(x)
         return out
 
-    def _check_dtype(self, x: Tensor) -> None:
-        """Refuse an input whose dtype the layer's parameters cannot take
-        (it would fail deep inside, in a gather or a convolution).
+    def _check_dtype(self, x: Tensor, dtype: torch.dtype) -> None:
+        """Refuse an input whose dtype the layer's parameters (of another
+        ``dtype``) cannot take (it would fail deep inside, in a gather or a
+        convolution).
 
         A dtype comparison on tensor metadata: no host sync, and tracing
         (torch.compile, ONNX export) sees a constant. Under autocast a
@@ -389,13 +427,12 @@ class PatchConvMoE(nn.Module):
 
         Args:
             x (Tensor): The layer's input.
+            dtype (torch.dtype): The layer's parameters' dtype.
 
         Raises:
             TypeError: Naming the layer, both dtypes and the casts.
         """
-        param = next(self.parameters(), None)
-        if param is None or x.dtype == param.dtype or autocast_handles(
-                x, param.dtype):
+        if autocast_handles(x, dtype):
             return
         method = CAST_METHODS.get(x.dtype)
         layer_cast = (f", or the layer to the input's (layer.{method}())"
@@ -404,8 +441,8 @@ class PatchConvMoE(nn.Module):
         raise TypeError(
             f'PatchConvMoE (replacing {replaced}): input dtype '
             f"{x.dtype} does not match the layer's parameter dtype "
-            f"{param.dtype}; cast the input to the layer's "
-            f'(x.to({param.dtype})){layer_cast}')
+            f"{dtype}; cast the input to the layer's "
+            f'(x.to({dtype})){layer_cast}')
 
     def balance_loss(self) -> Dict[str, Tensor]:
         """The balancing losses on the last forward pass's routing.
@@ -449,6 +486,8 @@ class PatchConvMoE(nn.Module):
                  if self.grid else f'patch_size={self.patch_size}')
         capacity = ('' if self.capacity_factor is None else
                     f', capacity_factor={self.capacity_factor}')
+        if getattr(self, 'dispatch', 'auto') != 'auto':  # old pickles
+            capacity += f', dispatch={self.dispatch!r}'
         return (f'num_experts={self.num_experts}, top_k={self.top_k}, '
                 f'{split}, num_shared_experts={len(self.shared_experts)}'
                 f'{capacity}')

@@ -69,6 +69,18 @@ class AxisLayout:
         #: input: the bounds run from 0 to ``in_size`` without going back).
         self.core_sizes = [b - a for a, b in zip(bounds, bounds[1:])]
 
+    def window_spans(self) -> List[Tuple[int, int, int]]:
+        """Per patch, the part of its window that lies in the input:
+        (first pixel, end pixel, where that part starts in the window);
+        the rest of the window is zero padding ((0, 0, 0) for a window
+        wholly in the padding of an over-padded layer)."""
+        spans = []
+        for start in self.window_starts:
+            first, end = max(start, 0), min(start + self.window, self.in_size)
+            spans.append((first, end, first - start) if end > first else
+                         (0, 0, 0))
+        return spans
+
     def window_index(self) -> List[List[int]]:
         """Per patch, the input positions of its window (negative or past
         the input where it lies in the zero padding)."""
@@ -193,6 +205,25 @@ class LayoutTables:
 
 
 @dataclass(frozen=True)
+class CellBox:
+    """Where one grid cell's window and patch lie (host ints), for the
+    dispatch that cuts windows and places patches as views of the maps.
+
+    Attributes:
+        window_rows, window_cols (tuple[int, int, int]): The window's part
+            inside the input: (first pixel, end pixel, where it starts in
+            the window) per axis (:meth:`AxisLayout.window_spans`).
+        patch_rows, patch_cols (tuple[int, int]): The patch's real output
+            pixels: (first pixel, count) per axis; they start the patch's
+            ``patch`` x ``patch`` outputs.
+    """
+    window_rows: Tuple[int, int, int]
+    window_cols: Tuple[int, int, int]
+    patch_rows: Tuple[int, int]
+    patch_cols: Tuple[int, int]
+
+
+@dataclass(frozen=True)
 class Placement:
     """Where a batch's grid cells lie in the layer's output
     (:meth:`PatchLayout.placement`): the layout fields of a
@@ -228,6 +259,8 @@ class PatchLayout:
         grid (tuple[int, int]): Patches per column and row (gh, gw).
         cells (int): gh * gw.
         out_size (tuple[int, int]): The replaced layer's output (Ho, Wo).
+        boxes (tuple[CellBox, ...]): Per grid cell, where its window and
+            patch lie.
     """
 
     def __init__(self, rows: AxisLayout, cols: AxisLayout) -> None:
@@ -237,6 +270,13 @@ class PatchLayout:
         self.cells = rows.count * cols.count
         self.out_size = (rows.out_size, cols.out_size)
         self._tables: Dict[tuple, LayoutTables] = {}
+        row_windows, col_windows = rows.window_spans(), cols.window_spans()
+        #: Per grid cell (row-major), where its window and patch lie.
+        self.boxes: Tuple[CellBox, ...] = tuple(
+            CellBox(row_windows[i], col_windows[j],
+                    (rows.starts[i], rows.sizes[i]),
+                    (cols.starts[j], cols.sizes[j]))
+            for i in range(rows.count) for j in range(cols.count))
 
     def clipped(self, grid: Optional[Tuple[int, int]]) -> bool:
         """Whether this layout has fewer patches than ``grid`` asks for
@@ -356,6 +396,6 @@ def all_patches(layout: PatchLayout, batch: int,
 
 
 __all__ = [
-    'AxisLayout', 'LayoutTables', 'Placement', 'PatchLayout', 'split_axis',
+    'AxisLayout', 'CellBox', 'LayoutTables', 'Placement', 'PatchLayout', 'split_axis',
     'axis_layout', 'all_patches'
 ]

@@ -8,6 +8,9 @@ from torch import nn
 
 from moe_seg_plugin.moe import PatchConvMoE
 
+#: Every test runs with both dispatches (tests/moe/conftest.py).
+pytestmark = pytest.mark.usefixtures('dispatch')
+
 SIZES = [(37, 53), (16, 16), (9, 31)]
 
 

@@ -17,6 +17,9 @@ from torch import nn
 from moe_seg_plugin.moe import PatchConvMoE
 from moe_seg_plugin.moe.reference import naive_forward, spread_bias
 
+#: Every test runs with both dispatches (tests/moe/conftest.py).
+pytestmark = pytest.mark.usefixtures('dispatch')
+
 CASES = 240
 SEED = 20261128
 

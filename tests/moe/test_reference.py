@@ -10,6 +10,9 @@ from moe_seg_plugin.moe.reference import (dense_weights, naive_forward,
                                           spread_bias)
 from moe_seg_plugin.moe.routing import top_k_route
 
+#: Every test runs with both dispatches (tests/moe/conftest.py).
+pytestmark = pytest.mark.usefixtures('dispatch')
+
 
 def _randomise_bn(module: nn.Module) -> nn.Module:
     for m in module.modules():

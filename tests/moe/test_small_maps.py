@@ -8,6 +8,9 @@ from torch import nn
 from moe_seg_plugin.moe import PatchConvMoE
 from moe_seg_plugin.moe.reference import naive_forward, spread_bias
 
+#: Every test runs with both dispatches (tests/moe/conftest.py).
+pytestmark = pytest.mark.usefixtures('dispatch')
+
 
 def _spread(layer: PatchConvMoE, patches: int) -> None:
     bias = spread_bias(patches, layer.num_experts, layer.top_k, scale=20.0)

@@ -8,6 +8,9 @@ from moe_seg_plugin.moe import PatchConvMoE
 from moe_seg_plugin.moe.reference import naive_forward
 from moe_seg_plugin.moe.routing import mixing_weights
 
+#: Every test runs with both dispatches (tests/moe/conftest.py).
+pytestmark = pytest.mark.usefixtures('dispatch')
+
 
 def _layer(weighting: str, top_k: int = 1) -> PatchConvMoE:
     torch.manual_seed(0)
