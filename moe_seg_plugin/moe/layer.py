@@ -6,8 +6,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .dispatch import (CutWindows, expert_capacity, gather_windows,
-                       group_by_expert, mix_into_map, mix_outputs,
+from .dispatch import (CutWindows, MixIntoMap, expert_capacity,
+                       gather_windows, group_by_expert, mix_outputs,
                        run_experts, run_patch_by_patch)
 from .experts import (EXPERT_INITS, check_runs_on_windows, make_experts,
                       reinitialise, stage_steps)
@@ -401,8 +401,8 @@ class PatchConvMoE(nn.Module):
             windows = CutWindows.apply(x, layout, groups.runs)
             outputs = run_experts(self.experts, self.expert_steps, x,
                                   layout, groups, windows)
-            out = mix_into_map(outputs, layout, groups.rows,
-                               groups.weights, keep_channels_last)
+            out = MixIntoMap.apply(layout, groups.rows, groups.weights,
+                                   keep_channels_last, *outputs)
         else:
             windows = gather_windows(x, layout, groups.patches).split(
                 groups.counts)

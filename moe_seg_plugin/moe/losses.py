@@ -12,13 +12,6 @@ from .routing import RoutingRecord, count_values
 from .statistics import cv_squared  # shared with the routing statistics
 
 
-def top1_fraction(record: RoutingRecord) -> Tensor:
-    """Fraction f_i of patches whose first choice is expert i (no grad)."""
-    patches, experts = record.probs.shape
-    counts = count_values(record.experts[:, 0], experts)
-    return counts.to(record.probs.dtype) / patches
-
-
 class BalanceLoss(nn.Module):
     """Common part of the balancing losses.
 
@@ -99,9 +92,12 @@ class MoESwitchLoss(BalanceLoss):
     default_name = 'loss_moe_switch'
 
     def value(self, record: RoutingRecord) -> Tensor:
-        fraction = top1_fraction(record)
-        return record.probs.shape[1] * (fraction *
-                                        record.probs.mean(0)).sum()
+        # f_i: the fraction of patches whose first choice is expert i (no
+        # gradient); p_i: the mean probability of expert i.
+        patches, experts = record.probs.shape
+        fraction = count_values(record.experts[:, 0], experts).to(
+            record.probs.dtype) / patches
+        return experts * (fraction * record.probs.mean(0)).sum()
 
 
 @BALANCE_LOSSES.register

@@ -7,8 +7,8 @@ from moe_seg_plugin.moe import PatchConvMoE, layer
 @pytest.fixture(params=['views', 'indexed'])
 def dispatch(request, monkeypatch):
     """Every PatchConvMoE built in the test gets ``dispatch=`` this value
-    unless it says otherwise; with 'indexed' the views functions must not
-    run (a test of both paths that ran one twice would pass for nothing).
+    unless it says otherwise; with 'indexed' the views steps must not run
+    (a test of both dispatches that ran one twice would pass for nothing).
 
     Returns:
         str: 'views' or 'indexed'.
@@ -20,19 +20,19 @@ def dispatch(request, monkeypatch):
         kwargs.setdefault('dispatch', request.param)
         init(self, *args, **kwargs)
 
-    def spy(name):
-        real = getattr(layer, name)
+    def spy(owner, name: str) -> None:
+        real = getattr(owner, name)
 
         def call(*args, **kwargs):
-            ran.append(name)
+            ran.append(f'{getattr(owner, "__name__", owner)}.{name}')
             return real(*args, **kwargs)
 
-        return call
+        monkeypatch.setattr(owner, name, call)
 
     monkeypatch.setattr(PatchConvMoE, '__init__', built)
-    monkeypatch.setattr(layer, 'run_patch_by_patch',
-                        spy('run_patch_by_patch'))
-    monkeypatch.setattr(layer, 'mix_into_map', spy('mix_into_map'))
+    spy(layer, 'run_patch_by_patch')
+    spy(layer.CutWindows, 'apply')
+    spy(layer.MixIntoMap, 'apply')
     yield request.param
     if request.param == 'indexed':
-        assert not ran, f'views functions ran: {sorted(set(ran))}'
+        assert not ran, f'views steps ran: {sorted(set(ran))}'
