@@ -50,8 +50,10 @@ ARCHITECTURES = {
              'configs/enet/enet_4xb4-160k_cityscapes-512x1024.py'),
 }
 TARGET_RATIO = 1.05
-#: Batch of the timed training step (--floor).
-TRAIN_BATCH = 2
+#: Batch of the timed training step (--floor): 1, but 2 for DeepLabv3+,
+#: whose image pooling normalises one value per channel at batch 1, which
+#: batch norm refuses in training.
+TRAIN_BATCH = {'deeplabv3plus_r18': 2}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -133,15 +135,14 @@ def measure_floor_pair(name: str, args: argparse.Namespace, shape) -> dict:
     torch.manual_seed(0)
     moe = inference_model(load_config(moe_path), device=args.device)
     stock = inference_model(load_config(stock_path), device=args.device)
-    # A training step at batch 2: DeepLabv3+'s image pooling normalises one
-    # value per channel at batch 1, which batch norm refuses in training.
-    return dict(arch=name, **{
+    batches = (('eval', 1), ('train', TRAIN_BATCH.get(name, 1)))
+    return dict(arch=name, train_batch=batches[1][1], **{
         mode: measure_floor(
             moe, stock,
             torch.randn(batch, 3, *shape, device=args.device),
             train=mode == 'train', warmup=args.warmup,
             repeats=args.repeats)
-        for mode, batch in (('eval', 1), ('train', TRAIN_BATCH))
+        for mode, batch in batches
     })
 
 
@@ -230,8 +231,9 @@ def report(summary: dict) -> str:
             f"after {summary['warmup']} warm-up in one process; eval: "
             'batch 1, no_grad forward; train: train mode, forward and '
             f"backward of the tensor output's sum; {summary['device']}, "
-            f"{summary['threads']} threads; training step at batch "
-            f'{TRAIN_BATCH}.')
+            f"{summary['threads']} threads; training step at batch 1 "
+            '(DeepLabv3+: 2, its image pooling normalises one value per '
+            'channel at batch 1, which batch norm refuses in training).')
     note = (f"Input 1x3x{height}x{width}, batch 1; params without auxiliary "
             "heads; FLOPs: mmengine FlopAnalyzer (1 multiply-add = 1 FLOP); "
             "MoE (actual) = as traced: gate + top-k experts per patch "

@@ -421,7 +421,7 @@ class MixIntoMap(torch.autograd.Function):
     Args:
         layout (PatchLayout): The patch layout.
         rows (list[list[int]]): Per patch (layout order), its k rows among
-            the outputs (``ExpertGroups.rows``).
+            the outputs (``ExpertGroups.rows``: every row is one slot's).
         weights (Tensor): (T, k) the mixing weights.
         channels_last (bool): Return the map channels-last (else
             contiguous).

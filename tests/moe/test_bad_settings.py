@@ -40,6 +40,8 @@ def _conv():
     (dict(num_shared_experts=-1), 'num_shared_experts must be an int >= 0'),
     (dict(expert_init='zeros'), r"expert_init must be one of \('random', "
      r"'copy'\)"),
+    (dict(dispatch='gathered'), r"dispatch must be one of \('auto', "
+     r"'views', 'indexed'\), got 'gathered'"),
 ])
 def test_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -43,7 +43,8 @@ def test_tiny_sweep_writes_tables_and_figures(tool, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert '### erfnet: `decode_head.convs.0`' in printed
     # N=8 and N=32 were not run: the targets say so instead of guessing.
-    assert 'not measured' in printed
+    assert 'moe/dense at N=8, k=2 (<= 2.5)' in printed
+    assert printed.count('not measured') == 2 * 3  # both modes
 
 
 def test_naive_over_budget_is_skipped_and_marked(tool, tmp_path):
@@ -64,3 +65,14 @@ def test_bad_options_get_one_line_errors(tool, capsys):
     assert '--top-k' in capsys.readouterr().err
     assert tool.main(['--out', 'table.txt']) == 2
     assert '.md or .json' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('dense_ms,moe_ms,want', [
+    (20.0, 49.0, '2.45 PASS'), (20.0, 52.0, '2.60 FAIL'),
+    (4.0, 16.0, '4.00 (dense < 10 ms)')])
+def test_moe_over_dense_target_applies_from_10_ms(tool, dense_ms, moe_ms,
+                                                  want):
+    rows = [dict(experts=8, top_k=2, dense_ms=dense_ms, moe_ms=moe_ms,
+                 moe_over_dense=moe_ms / dense_ms)]
+    assert tool.over_dense(rows) == want
+    assert tool.over_dense(rows[:0]) == 'not measured'

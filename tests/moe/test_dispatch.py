@@ -179,3 +179,136 @@ def test_traces_for_flop_counting():
     # gate.
     patch = FlopAnalyzer(conv, (torch.randn(1, 4, 8, 10), )).total()
     assert 18 * patch < analyzer.total() < 1.15 * 18 * patch
+
+
+def _paths(monkeypatch) -> list:
+    """Record which way the layer's forward took (see moe/dispatch.py)."""
+    from moe_seg_plugin.moe import layer
+    taken = []
+    for owner, name in ((layer, 'run_patch_by_patch'),
+                        (layer.CutWindows, 'apply'),
+                        (layer, 'gather_windows')):
+        real = getattr(owner, name)
+        label = {'run_patch_by_patch': 'patch by patch', 'apply': 'views',
+                 'gather_windows': 'indexed'}[name]
+
+        def call(*args, real=real, label=label, **kwargs):
+            taken.append(label)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, call)
+    return taken
+
+
+@pytest.mark.parametrize('settings,training,grad,want', [
+    (dict(), True, True, 'views'),
+    (dict(), False, False, 'patch by patch'),
+    (dict(), False, True, 'views'),  # an input's gradient in eval
+    (dict(dispatch='views'), True, True, 'views'),
+    (dict(dispatch='indexed'), True, True, 'indexed'),
+    (dict(dispatch='indexed'), False, False, 'indexed'),
+    (dict(capacity_factor=1.0), True, True, 'indexed'),
+    (dict(capacity_factor=1.0, dispatch='views'), False, False, 'indexed'),
+])
+def test_the_dispatch_each_setting_and_mode_takes(settings, training, grad,
+                                                  want, monkeypatch):
+    taken = _paths(monkeypatch)
+    moe = _moe(**settings).train(training)
+    x = torch.randn(2, 6, 13, 17, requires_grad=grad)
+    with torch.set_grad_enabled(grad):
+        moe(x)
+    assert taken == [want]
+
+
+def test_tracing_takes_the_indexed_dispatch(monkeypatch):
+    """A trace (FLOP counting, TorchScript export) must not freeze one
+    input's routing into per-window operations."""
+    taken = _paths(monkeypatch)
+    moe = _moe().eval()
+    layout = moe.layout  # sizes are tensors in a trace: as FlopAnalyzer
+    moe.layout = lambda h, w: layout(int(h), int(w))
+    torch.jit.trace(moe, torch.randn(1, 6, 12, 12), check_trace=False)
+    assert taken == ['indexed']
+
+
+#: Tensor methods and ops that read a tensor's values to the host (or make
+#: a shape of them), a device sync on an accelerator.
+HOST_READS = {'tolist', 'item', '__bool__', '__int__', '__float__',
+              '__index__', 'numpy', 'nonzero', 'masked_select', 'unique',
+              'bincount', 'argwhere'}
+
+
+@pytest.mark.parametrize('dispatch', ['views', 'indexed'])
+@pytest.mark.parametrize('training,capacity', [(True, None), (False, None),
+                                               (True, 1.0), (False, 1.0)])
+def test_at_most_one_host_read_per_forward(dispatch, training, capacity):
+    from torch.overrides import TorchFunctionMode
+
+    class HostReads(TorchFunctionMode):
+
+        def __init__(self):
+            super().__init__()
+            self.reads = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name = getattr(func, '__name__', '')
+            if name in HOST_READS:
+                self.reads.append(name)
+            return func(*args, **(kwargs or {}))
+
+    moe = _moe(dispatch=dispatch, capacity_factor=capacity,
+               balance_loss=dict(type='MoESwitchLoss')).train(training)
+    x = torch.randn(2, 6, 13, 17, requires_grad=training)
+    with torch.set_grad_enabled(training):
+        with HostReads() as mode:
+            out = moe(x)
+        if training:
+            (out.mean() + sum(moe.balance_loss().values())).backward()
+    assert mode.reads == ([] if capacity else ['tolist'])
+
+
+@pytest.mark.parametrize('dispatch', ['views', 'indexed'])
+@pytest.mark.parametrize('training', [True, False])
+def test_forward_changes_no_setting_of_the_layer(dispatch, training):
+    """Forward leaves every attribute as it was but its record of the
+    routing and its per-size caches."""
+    moe = _moe(dispatch=dispatch).train(training)
+    moe(torch.randn(1, 6, 10, 10))  # sizes seen once: caches filled
+    before = {key: value for key, value in vars(moe).items()
+              if key not in ('last_routing', '_layouts')}
+    state = {key: value.clone() for key, value in moe.state_dict().items()}
+    moe.eval()  # running statistics would move in training
+    moe.train(training)
+    with torch.no_grad():
+        moe(torch.randn(1, 6, 10, 10))
+    after = {key: value for key, value in vars(moe).items()
+             if key not in ('last_routing', '_layouts')}
+    assert after.keys() == before.keys()
+    for key, value in before.items():
+        assert after[key] is value or after[key] == value, key
+    if not training:
+        for key, value in moe.state_dict().items():
+            assert torch.equal(value, state[key]), key
+
+
+def test_cut_windows_and_mix_into_map_gradients():
+    """The views dispatch's two autograd Functions against numerical
+    gradients (float64): windows past the map, padded patches, a grid of
+    unequal patches, two images."""
+    from torch.autograd import gradcheck
+
+    from moe_seg_plugin.moe.dispatch import CutWindows, MixIntoMap
+    layer = PatchConvMoE(nn.Conv2d(2, 3, 3, padding=2, dilation=2),
+                         num_experts=3, top_k=2, grid=(2, 3))
+    layout = layer.layout(7, 8)
+    runs = [[0, 4, 11], [], [1, 2, 3, 5, 6, 7, 8, 9, 10, 4, 0, 11]]
+    x = torch.randn(2, 2, 7, 8, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda x: CutWindows.apply(x, layout, runs), (x, ))
+    # Each of the 24 rows is one slot's, as the grouping gives them.
+    rows = torch.randperm(24).view(12, 2).tolist()
+    weights = torch.rand(12, 2, dtype=torch.float64, requires_grad=True)
+    outputs = [torch.randn(count, 3, 4, 3, dtype=torch.float64,
+                           requires_grad=True) for count in (5, 0, 19)]
+    assert gradcheck(
+        lambda w, *o: MixIntoMap.apply(layout, rows, w, False, *o),
+        (weights, *outputs))
