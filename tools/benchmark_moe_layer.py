@@ -7,7 +7,9 @@ Cityscapes PatchMoE config (the real module, its real input size at
 backward (train mode, the input requiring grad as inside a model):
 
 - dense: the replaced module on the whole map (the stock model's cost);
-- moe: PatchConvMoE with N experts and top-k routing (the sparse dispatch);
+- moe: PatchConvMoE with N experts and top-k routing (the sparse dispatch;
+  ``--dispatches views indexed`` times each way of it, see
+  ``moe_seg_plugin/moe/dispatch.py``; default: the layer's own choice);
 - naive: every expert on every patch window, combined with a dense (T, N)
   weight matrix (``moe_seg_plugin.moe.reference``); its cost does not
   depend on k.
@@ -31,7 +33,7 @@ Usage:
     python tools/benchmark_moe_layer.py [--archs A ...] [--experts N ...]
         [--top-k K ...] [--repeats R] [--batch B] [--shape H W]
         [--modes forward backward] [--naive-budget S] [--naive-always N ...]
-        [--threads T]
+        [--threads T] [--dispatches auto views indexed]
         [--device cpu] [--out FILE.md|FILE.json]
 """
 import argparse
@@ -65,6 +67,7 @@ ARCH_CONFIGS = {
     'enet': 'configs/enet/patchmoe_enet_4xb4-160k_cityscapes-512x1024.py',
 }
 MODES = ('forward', 'backward')
+DISPATCHES = ('auto', 'views', 'indexed')
 MODE_TITLES = {'forward': 'forward (eval)', 'backward': 'forward+backward'}
 #: Settings of the config's MoE layer that the sweep sets itself.
 SWEPT = ('target', 'num_experts', 'top_k', 'balance_loss', 'noisy_gating')
@@ -106,6 +109,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='numbers of experts whose naive cells run '
                         'whatever the budget (default: 8, the speed-up '
                         'target)')
+    parser.add_argument('--dispatches', nargs='+', default=['auto'],
+                        help='dispatch settings of the layer to time, each '
+                        'in the same rounds (auto, views, indexed; '
+                        'default: auto)')
     parser.add_argument('--threads', type=int, default=os.cpu_count(),
                         help='torch threads (default: all cores)')
     parser.add_argument('--device', default='cpu', help='device (cpu, '
@@ -121,6 +128,10 @@ def check_args(args: argparse.Namespace) -> None:
     if unknown:
         raise ValueError(f'--archs: unknown {unknown}; choose from '
                          f'{list(ARCH_CONFIGS)}')
+    bad = [d for d in args.dispatches if d not in DISPATCHES]
+    if bad:
+        raise ValueError(f'--dispatches: unknown {bad}; choose from '
+                         f'{list(DISPATCHES)}')
     bad_modes = [m for m in args.modes if m not in MODES]
     if bad_modes:
         raise ValueError(f'--modes: unknown {bad_modes}; choose from '
@@ -282,10 +293,10 @@ def bench_arch(arch: str, args: argparse.Namespace,
         dense_s = cells['dense']()
         for n, layer in layers.items():
             for k in args.top_k:
-                if k <= n:
-                    cells[f'moe N={n} k={k}'] = _with_top_k(
+                for how in args.dispatches if k <= n else ():
+                    cells[f'moe N={n} k={k} {how}'] = _with_top_k(
                         layer, k, timed_call(lambda m=layer: m(x), layer, x,
-                                             mode, sync))
+                                             mode, sync), how)
         skipped = []
         for n, layer in layers.items():
             if min(args.top_k) > n:
@@ -308,11 +319,12 @@ def bench_arch(arch: str, args: argparse.Namespace,
     return result
 
 
-def _with_top_k(layer: nn.Module, k: int,
-                call: Callable[[], float]) -> Callable[[], float]:
+def _with_top_k(layer: nn.Module, k: int, call: Callable[[], float],
+                dispatch: str = 'auto') -> Callable[[], float]:
 
     def run() -> float:
         layer.top_k = k
+        layer.dispatch = dispatch
         return call()
 
     return run
@@ -324,12 +336,13 @@ def _rows(seconds: Dict[str, float], args: argparse.Namespace,
     dense_ms = seconds['dense'] * 1000
     for n in args.experts:
         naive = seconds.get(f'naive N={n}')
-        for k in args.top_k:
-            moe = seconds.get(f'moe N={n} k={k}')
+        for k, how in [(k, how) for k in args.top_k
+                       for how in args.dispatches]:
+            moe = seconds.get(f'moe N={n} k={k} {how}')
             if moe is None:
                 continue
             rows.append(
-                dict(experts=n, top_k=k, dense_ms=dense_ms,
+                dict(experts=n, top_k=k, dispatch=how, dense_ms=dense_ms,
                      moe_ms=moe * 1000,
                      naive_ms=None if naive is None else naive * 1000,
                      naive_skipped=n in skipped,
@@ -390,8 +403,8 @@ def markdown(results: List[dict], meta: dict) -> str:
         lines += [
             f"### {res['arch']}: `{res['path']}` ({res['module']}, input "
             f"{tuple(res['input_shape'])})", '',
-            '| mode | N | k | dense ms | moe ms | naive ms | moe/dense | '
-            'naive/moe |', '|---|---|---|---|---|---|---|---|'
+            '| mode | N | k | dispatch | dense ms | moe ms | naive ms | '
+            'moe/dense | naive/moe |', '|---|---|---|---|---|---|---|---|---|'
         ]
         for mode, rows in res['modes'].items():
             for r in rows:
@@ -399,21 +412,24 @@ def markdown(results: List[dict], meta: dict) -> str:
                     r['naive_ms'], 1))
                 lines.append(
                     f"| {MODE_TITLES[mode]} | {r['experts']} | {r['top_k']} "
-                    f"| {r['dense_ms']:.1f} | {r['moe_ms']:.1f} | {naive} | "
+                    f"| {r['dispatch']} | {r['dense_ms']:.1f} | {r['moe_ms']:.1f} | {naive} | "
                     f"{r['moe_over_dense']:.2f} | "
                     f"{_fmt(r['naive_over_moe'])} |")
         lines.append('')
     lines += [
         '### Targets', '',
-        '| arch | mode | naive/moe at N=8, k=2 (>= 3) | moe/dense at N=8, '
-        'k=2 (<= 2.5) | N=32/N=4 at k=1 | N=32/N=4 at k=2 (<= 1.15) |',
-        '|---|---|---|---|---|---|'
+        '| arch | mode | dispatch | naive/moe at N=8, k=2 (>= 3) | '
+        'moe/dense at N=8, k=2 (<= 2.5) | N=32/N=4 at k=1 | N=32/N=4 at k=2 '
+        '(<= 1.15) |', '|---|---|---|---|---|---|---|'
     ]
-    for res in results:
-        for mode, rows in res['modes'].items():
+    for res, mode, how in [(res, mode, how) for res in results
+                           for mode in res['modes']
+                           for how in meta['dispatches']]:
+        rows = [r for r in res['modes'][mode] if r['dispatch'] == how]
+        if rows:
             fast, flat = speedup(rows), scaling(rows, 2)
             lines.append(
-                f"| {res['arch']} | {MODE_TITLES[mode]} | "
+                f"| {res['arch']} | {MODE_TITLES[mode]} | {how} | "
                 f"{_verdict(fast, fast is not None and fast >= SPEEDUP_TARGET)}"
                 f" | {over_dense(rows)} | {_fmt(scaling(rows, 1))} | "
                 f"{_verdict(flat, flat is not None and flat <= SCALING_TARGET)}"
@@ -442,7 +458,7 @@ def run(args: argparse.Namespace) -> Tuple[List[dict], dict]:
                 batch=args.batch, shape=list(args.shape),
                 repeats=args.repeats, naive_budget_s=args.naive_budget,
                 naive_always=args.naive_always,
-                torch=torch.__version__,
+                dispatches=args.dispatches, torch=torch.__version__,
                 seconds=time.perf_counter() - start)
     return results, meta
 

@@ -65,6 +65,24 @@ def test_bad_options_get_one_line_errors(tool, capsys):
     assert '--top-k' in capsys.readouterr().err
     assert tool.main(['--out', 'table.txt']) == 2
     assert '.md or .json' in capsys.readouterr().err
+    assert tool.main(['--dispatches', 'views', 'gathered']) == 2
+    assert "--dispatches: unknown ['gathered']" in capsys.readouterr().err
+
+
+def test_each_dispatch_gets_its_rows_and_targets(tool, tmp_path, capsys):
+    out = tmp_path / 'layer.json'
+    assert tool.main([
+        '--archs', 'erfnet', '--shape', '64', '128', '--experts', '2',
+        '--top-k', '2', '--modes', 'forward', '--repeats', '1',
+        '--threads', '1', '--dispatches', 'views', 'indexed',
+        '--out', str(out)
+    ]) == 0
+    (result, ) = json.loads(out.read_text())['results']
+    rows = result['modes']['forward']
+    assert [r['dispatch'] for r in rows] == ['views', 'indexed']
+    printed = capsys.readouterr().out
+    assert '| forward (eval) | 2 | 2 | views |' in printed
+    assert '| erfnet | forward (eval) | indexed |' in printed
 
 
 @pytest.mark.parametrize('dense_ms,moe_ms,want', [
