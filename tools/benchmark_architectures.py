@@ -50,10 +50,10 @@ ARCHITECTURES = {
              'configs/enet/enet_4xb4-160k_cityscapes-512x1024.py'),
 }
 TARGET_RATIO = 1.05
-#: Batch of the timed training step (--floor): 1, but 2 for DeepLabv3+,
-#: whose image pooling normalises one value per channel at batch 1, which
-#: batch norm refuses in training.
-TRAIN_BATCH = {'deeplabv3plus_r18': 2}
+#: Batch of the timed training step (--floor): 1, but 2 for DeepLabv3+ and
+#: PSPNet, whose image pooling and 1x1 pyramid level normalise one value per
+#: channel at batch 1, which batch norm refuses in training.
+TRAIN_BATCH = {'deeplabv3plus_r18': 2, 'pspnet_r18': 2}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -232,8 +232,9 @@ def report(summary: dict) -> str:
             'batch 1, no_grad forward; train: train mode, forward and '
             f"backward of the tensor output's sum; {summary['device']}, "
             f"{summary['threads']} threads; training step at batch 1 "
-            '(DeepLabv3+: 2, its image pooling normalises one value per '
-            'channel at batch 1, which batch norm refuses in training).')
+            '(DeepLabv3+ and PSPNet: 2, their image pooling and 1x1 pyramid '
+            'level normalise one value per channel at batch 1, which batch '
+            'norm refuses in training).')
     note = (f"Input 1x3x{height}x{width}, batch 1; params without auxiliary "
             "heads; FLOPs: mmengine FlopAnalyzer (1 multiply-add = 1 FLOP); "
             "MoE (actual) = as traced: gate + top-k experts per patch "

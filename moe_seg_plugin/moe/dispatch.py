@@ -536,13 +536,9 @@ def run_patch_by_patch(experts: Sequence[nn.Module],
     out = None
     for patch, slots in enumerate(groups.rows):
         image, cell = divmod(patch, layout.cells)
-        box = layout.boxes[cell]
-        top, bottom, down = box.window_rows
-        left, right, across = box.window_cols
-        window = F.pad(x[image:image + 1, :, top:bottom, left:right],
-                       (across, layout.cols.window - across - right + left,
-                        down, layout.rows.window - down - bottom + top))
+        (window, ) = CutWindows.apply(x, layout, [[patch]])
         index = torch.tensor([patch], device=x.device)
+        box = layout.boxes[cell]
         (first, height), (start, width) = box.patch_rows, box.patch_cols
         for rank, row in enumerate(slots):
             output = run_expert(experts[owner[row]], steps, window, layout,
