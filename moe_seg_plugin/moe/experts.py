@@ -95,10 +95,15 @@ class StageStep:
             ConvModule) or 'pixelwise'.
         masked (bool): Its input is masked first (it pads, and it is not
             the first stage).
+        ends_in_relu (bool): A ConvModule whose last step is a ReLU after
+            its convolution or batch norm, neither of which keeps its
+            output for backward: the mix can apply that ReLU itself
+            (``run_stage(..., relu=False)``).
     """
     path: str
     kind: str
     masked: bool
+    ends_in_relu: bool = False
 
 
 def stage_steps(module: nn.Module) -> List[StageStep]:
@@ -110,15 +115,22 @@ def stage_steps(module: nn.Module) -> List[StageStep]:
         sub = stage.module
         kind = ('conv' if isinstance(sub, nn.Conv2d) else
                 'conv_module' if is_conv_module(sub) else 'pixelwise')
+        ends_in_relu = (
+            kind == 'conv_module' and tuple(sub.order)[-1] == 'act'
+            and sub.with_activation and type(sub.activate) is nn.ReLU
+            and (not sub.with_norm or isinstance(
+                sub.norm, nn.modules.batchnorm._BatchNorm)))
         steps.append(StageStep(paths[id(sub)], kind,
-                               index > 0 and stage.pads))
+                               index > 0 and stage.pads, ends_in_relu))
     return steps
 
 
-def run_stage(module: nn.Module, kind: str, x: Tensor) -> Tensor:
+def run_stage(module: nn.Module, kind: str, x: Tensor,
+              relu: bool = True) -> Tensor:
     """One stage on windows: its convolution without padding, everything
     else as the module does it (a ConvModule's norm and activation in its
-    ``order``)."""
+    ``order``; with ``relu=False`` without a last ReLU, for the mix to apply:
+    ``StageStep.ends_in_relu``)."""
     if kind == 'pixelwise':
         return module(x)
     if kind == 'conv':
@@ -131,14 +143,14 @@ def run_stage(module: nn.Module, kind: str, x: Tensor) -> Tensor:
                          conv.dilation, conv.groups)
         elif step == 'norm' and module.with_norm:
             x = module.norm(x)
-        elif step == 'act' and module.with_activation:
+        elif step == 'act' and module.with_activation and relu:
             x = module.activate(x)
     return x
 
 
 def run_expert(expert: nn.Module, steps: Sequence[StageStep],
-               windows: Tensor, layout: 'PatchLayout',
-               patches: Tensor) -> Tensor:
+               windows: Tensor, layout: 'PatchLayout', patches: Tensor,
+               relu: bool = True) -> Tensor:
     """An expert's outputs (P, C_out, ph, pw) on its windows (P, C, Lh, Lw).
 
     Args:
@@ -149,15 +161,19 @@ def run_expert(expert: nn.Module, steps: Sequence[StageStep],
         patches (Tensor): (P,) the windows' patches, whose masks a
             ``masked`` stage's input is multiplied by
             (:meth:`PatchLayout.stage_mask`).
+        relu (bool): False: leave out the last stage's final ReLU (where
+            ``ends_in_relu``), which the caller applies.
 
     Returns:
         Tensor: The patches' outputs, one per window.
     """
     out = windows
+    last = len(steps) - 1
     for index, step in enumerate(steps):
         if step.masked:
             out = out * layout.stage_mask(index - 1, patches, out)
-        out = run_stage(expert.get_submodule(step.path), step.kind, out)
+        out = run_stage(expert.get_submodule(step.path), step.kind, out,
+                        relu or index < last)
     return out
 
 

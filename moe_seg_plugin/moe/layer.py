@@ -398,11 +398,14 @@ class PatchConvMoE(nn.Module):
             out = run_patch_by_patch(self.experts, self.expert_steps, x,
                                      layout, groups, keep_channels_last)
         elif views:
+            # A final ReLU of the experts is the mix's to apply (saves each
+            # output's gradient buffer, see MixIntoMap).
+            relu = self.expert_steps[-1].ends_in_relu
             windows = CutWindows.apply(x, layout, groups.runs)
             outputs = run_experts(self.experts, self.expert_steps, x,
-                                  layout, groups, windows)
+                                  layout, groups, windows, relu=not relu)
             out = MixIntoMap.apply(layout, groups.rows, groups.weights,
-                                   keep_channels_last, *outputs)
+                                   keep_channels_last, relu, *outputs)
         else:
             windows = gather_windows(x, layout, groups.patches).split(
                 groups.counts)

@@ -53,9 +53,9 @@ def test_each_expert_runs_once_on_its_patches_only(top_k, shared, spread,
     calls = []
     run = dispatch.run_expert
 
-    def recording(expert, steps, windows, layout, patches):
+    def recording(expert, steps, windows, *args):
         calls.append((expert, tuple(windows.shape)))
-        return run(expert, steps, windows, layout, patches)
+        return run(expert, steps, windows, *args)
 
     monkeypatch.setattr(dispatch, 'run_expert', recording)
     moe = PatchConvMoE(nn.Conv2d(4, 5, 3, padding=1), num_experts=5,
@@ -304,6 +304,7 @@ def test_cut_windows_and_mix_into_map_gradients():
     layer = PatchConvMoE(nn.Conv2d(2, 3, 3, padding=2, dilation=2),
                          num_experts=3, top_k=2, grid=(2, 3))
     layout = layer.layout(7, 8)
+    torch.manual_seed(0)
     runs = [[0, 4, 11], [], [1, 2, 3, 5, 6, 7, 8, 9, 10, 4, 0, 11]]
     x = torch.randn(2, 2, 7, 8, dtype=torch.float64, requires_grad=True)
     assert gradcheck(lambda x: CutWindows.apply(x, layout, runs), (x, ))
@@ -313,5 +314,22 @@ def test_cut_windows_and_mix_into_map_gradients():
     outputs = [torch.randn(count, 3, 4, 3, dtype=torch.float64,
                            requires_grad=True) for count in (5, 0, 19)]
     assert gradcheck(
-        lambda w, *o: MixIntoMap.apply(layout, rows, w, False, *o),
+        lambda w, *o: MixIntoMap.apply(layout, rows, w, False, False, *o),
         (weights, *outputs))
+    # With the experts' final ReLU applied by the mix, whose backward writes
+    # the gradients over the outputs (so one backward per forward: against
+    # autograd through a ReLU and the plain mix).
+    grads, target = [], torch.randn(2, 3, 7, 8, dtype=torch.float64)
+    for relu_in_mix in (True, False):
+        inputs = [t.detach().clone().requires_grad_()
+                  for t in (weights, *outputs)]
+        given = [t.clone() if relu_in_mix else t.relu() for t in inputs[1:]]
+        out = MixIntoMap.apply(layout, rows, inputs[0], False, relu_in_mix,
+                               *given)
+        (out * target).sum().backward(retain_graph=True)
+        grads.append([out.detach()] + [t.grad for t in inputs])
+        if relu_in_mix:
+            with pytest.raises(RuntimeError, match='a second backward'):
+                out.sum().backward()
+    for got, want in zip(*grads):
+        torch.testing.assert_close(got, want)
