@@ -14,6 +14,9 @@ top-k routing have chosen each patch's experts:
 5. :func:`put_back`: one output per patch put back into the map, unmixed
    (the naive reference's last step, :mod:`.reference`).
 
+Inference through views (eval mode, no autograd) takes steps 2 to 4 patch
+by patch instead (:func:`run_patch_by_patch`).
+
 Two ways of moving the data share the gate, the routing, the grouping, the
 experts' runs and the mixing weights:
 

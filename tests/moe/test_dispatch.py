@@ -333,3 +333,47 @@ def test_cut_windows_and_mix_into_map_gradients():
                 out.sum().backward()
     for got, want in zip(*grads):
         torch.testing.assert_close(got, want)
+
+
+def _torch_calls(moe: PatchConvMoE, x: torch.Tensor) -> int:
+    """torch functions and tensor methods one training forward calls."""
+    from torch.overrides import TorchFunctionMode
+
+    class Count(TorchFunctionMode):
+
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count() as count:
+        moe(x)
+    return count.calls
+
+
+@pytest.mark.parametrize('settings', [dict(capacity_factor=1.25),
+                                      dict(dispatch='indexed')])
+def test_indexed_op_count_does_not_grow_with_batch_or_patches(settings):
+    """Capacity mode (and the indexed default mode while every expert is
+    chosen): as many operations for 3 images as for 1, and for 4x4 patches
+    as for 2x2 but for the gate's pool, one sum per grid row and column
+    (4 + 4 against 2 + 2)."""
+    counts = []
+    for batch, grid in ((1, (2, 2)), (3, (2, 2)), (3, (4, 4))):
+        moe = _moe(num_experts=4, grid=grid, **settings).train()
+        bias = spread_bias(batch * grid[0] * grid[1], 4, 2)
+        moe.gate.register_forward_hook(lambda m, args, out: out + bias)
+        counts.append(_torch_calls(moe, torch.randn(batch, 6, 16, 16)))
+    assert counts[0] == counts[1] == counts[2] - 4
+
+
+def test_views_op_count_grows_with_the_windows():
+    """The views dispatch's price: operations per window and slot."""
+    counts = []
+    for batch, grid in ((1, (2, 2)), (3, (4, 4))):
+        moe = _moe(num_experts=4, grid=grid, dispatch='views').train()
+        counts.append(_torch_calls(moe, torch.randn(batch, 6, 16, 16)))
+    assert counts[1] > 2 * counts[0]
