@@ -524,16 +524,20 @@ class MixIntoMap(torch.autograd.Function):
                 source, target = sources[row], targets[row]
                 part = source[:, :height, :width]
                 if relu:
-                    part.clamp_min_(0)  # the output the mix used
-                if ctx.needs_input_grad[2]:
+                    # The region's gradient where the ReLU let it through;
+                    # dotted with the values before the ReLU, it is the
+                    # weight's gradient <region, relu(part)>.
+                    passed = region * (part > 0)
+                    if ctx.needs_input_grad[2]:
+                        dots.append(
+                            torch.dot(passed.reshape(-1), part.reshape(-1)))
+                elif ctx.needs_input_grad[2]:
                     dots.append((region * part).sum())
                 if target is None:
                     continue
-                if relu:  # over the output: zero where the ReLU was
-                    part.gt_(0).mul_(region).mul_(each[patch][rank])
-                else:
-                    torch.mul(region, each[patch][rank],
-                              out=target[:, :height, :width])
+                # With relu, over the output (used above for the last time).
+                torch.mul(passed if relu else region, each[patch][rank],
+                          out=target[:, :height, :width])
                 # The padded part of a smaller patch was not used.
                 if height < target.shape[1]:
                     target[:, height:].zero_()

@@ -473,6 +473,12 @@ class PatchConvMoE(nn.Module):
         state['_layouts'] = {}
         return state
 
+    def __setstate__(self, state: dict) -> None:
+        # A layer pickled before the dispatch setting existed moves data
+        # as 'auto' chooses.
+        state.setdefault('dispatch', 'auto')
+        super().__setstate__(state)
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs):
@@ -489,7 +495,7 @@ class PatchConvMoE(nn.Module):
                  if self.grid else f'patch_size={self.patch_size}')
         capacity = ('' if self.capacity_factor is None else
                     f', capacity_factor={self.capacity_factor}')
-        if getattr(self, 'dispatch', 'auto') != 'auto':  # old pickles
+        if self.dispatch != 'auto':
             capacity += f', dispatch={self.dispatch!r}'
         return (f'num_experts={self.num_experts}, top_k={self.top_k}, '
                 f'{split}, num_shared_experts={len(self.shared_experts)}'

@@ -377,3 +377,16 @@ def test_views_op_count_grows_with_the_windows():
         moe = _moe(num_experts=4, grid=grid, dispatch='views').train()
         counts.append(_torch_calls(moe, torch.randn(batch, 6, 16, 16)))
     assert counts[1] > 2 * counts[0]
+
+
+def test_a_layer_pickled_before_the_dispatch_setting_loads_as_auto():
+    import pickle
+    moe = _moe(dispatch='indexed')
+    state = moe.__getstate__()
+    del state['dispatch']
+    old = PatchConvMoE.__new__(PatchConvMoE)
+    old.__setstate__(state)
+    assert old.dispatch == 'auto'
+    assert 'dispatch' not in repr(old)
+    assert pickle.loads(pickle.dumps(moe)).dispatch == 'indexed'
+    assert "dispatch='indexed'" in repr(moe)
