@@ -49,6 +49,7 @@ from torch.autograd.function import once_differentiable
 from .distributed import global_counts, has_collective_norm, world_size
 from .experts import StageStep, run_expert
 from .folding import fold_plan, run_folded
+from .merging import convolve_merged, merge_kernels
 from .patches import PatchLayout, all_patches
 from .routing import count_values
 
@@ -618,6 +619,42 @@ def run_patch_by_patch(experts: Sequence[nn.Module],
     return out
 
 
+def run_merged(experts: Sequence[nn.Conv2d], x: Tensor, layout: PatchLayout,
+               chosen: Tensor, weights: Tensor, views: bool,
+               channels_last: bool = False) -> Tensor:
+    """Convolution-scoped experts with merged kernels (``expert_scope=
+    'conv'`` in eval, :mod:`.merging`): each patch's window convolved once
+    with its k experts' kernels mixed by their weights, then put in place.
+
+    Args:
+        experts (list[nn.Conv2d]): The routed expert convolutions.
+        x (Tensor): The input map (B, C, H, W).
+        layout (PatchLayout): Its patch layout.
+        chosen (Tensor): (T, k) each patch's experts.
+        weights (Tensor): (T, k) their weights (0 where dropped).
+        views (bool): Cut and place through views (else index operations).
+        channels_last (bool): Return the map channels-last.
+
+    Returns:
+        Tensor: (B, C_out, Ho, Wo).
+    """
+    count = chosen.shape[0]
+    kernels, biases = merge_kernels(experts, chosen, weights.to(x.dtype))
+    if views:
+        (windows, ) = CutWindows.apply(x, layout, [list(range(count))])
+    else:
+        windows = gather_windows(
+            x, layout, torch.arange(count, device=x.device))
+    outputs = convolve_merged(experts[0], windows, kernels, biases)
+    if views:
+        return MixIntoMap.apply(layout, [[row] for row in range(count)],
+                                outputs.new_ones((count, 1)), channels_last,
+                                False, outputs)
+    order = torch.arange(count, device=x.device)
+    return mix_outputs(outputs, layout, order[:, None], None,
+                       count // layout.cells, channels_last)
+
+
 def put_back(patches: Tensor, layout: PatchLayout, batch: int) -> Tensor:
     """Put one output per patch back into the map, unmixed (the naive
     reference's de-patchify; the sparse forward puts its pixels back as it
@@ -638,5 +675,5 @@ def put_back(patches: Tensor, layout: PatchLayout, batch: int) -> Tensor:
 __all__ = [
     'ExpertGroups', 'expert_capacity', 'group_by_expert', 'CutWindows',
     'gather_windows', 'run_experts', 'MixIntoMap', 'mix_outputs',
-    'run_patch_by_patch', 'put_back'
+    'run_merged', 'run_patch_by_patch', 'put_back'
 ]

@@ -8,12 +8,13 @@ from torch import Tensor, nn
 
 from .dispatch import (CutWindows, MixIntoMap, expert_capacity,
                        gather_windows, group_by_expert, mix_outputs,
-                       run_experts, run_patch_by_patch)
+                       run_experts, run_merged, run_patch_by_patch)
 from .experts import (EXPERT_INITS, check_runs_on_windows, make_experts,
                       reinitialise, stage_steps)
 from .geometry import ChainAxis, channels, conv_stages
 from .loading import check_entries, upcycle_dense_entries
 from .losses import MoELoadLoss
+from .merging import EXPERT_SCOPES, split_conv_scope
 from .patches import PatchLayout, axis_layout
 from .registry import (BALANCE_LOSSES, GATES, ConfigLike, check_keywords,
                        keywords_of)
@@ -132,6 +133,17 @@ class PatchConvMoE(nn.Module):
             mode, tracing (FLOP counting, ONNX export) and
             ``torch.compile`` always use 'indexed'. Both give the same
             outputs and gradients up to float rounding. Default: 'auto'.
+        expert_scope (str): What an expert is: 'module' (a copy of the
+            whole replaced module) or 'conv' (a copy of its convolution
+            only; the norm, activation and other pixel-wise layers after it
+            run once, shared, on the mixed map: :mod:`.merging`). Modules
+            with several convolutions support 'module' only. Default:
+            'module'.
+        merge_experts (bool): With ``expert_scope='conv'``, in eval, mix
+            each patch's k kernels into one and convolve its window once
+            (the same output up to float rounding, at the cost of one
+            convolution). An attribute that may be changed on the built
+            layer. Default: True.
 
     Loading a state dict that holds the *dense* module's weights under this
     layer's prefix (a stock checkpoint) upcycles them: with
@@ -157,7 +169,9 @@ class PatchConvMoE(nn.Module):
                  expert_init: str = 'random',
                  init_noise: float = 0.01,
                  capacity_factor: Optional[float] = None,
-                 dispatch: str = 'auto') -> None:
+                 dispatch: str = 'auto',
+                 expert_scope: str = 'module',
+                 merge_experts: bool = True) -> None:
         super().__init__()
         if not isinstance(module, nn.Module):
             raise ValueError(f'module must be an nn.Module (the convolution '
@@ -199,6 +213,12 @@ class PatchConvMoE(nn.Module):
         if dispatch not in DISPATCHES:
             raise ValueError(f'dispatch must be one of {DISPATCHES}, got '
                              f'{dispatch!r}')
+        if expert_scope not in EXPERT_SCOPES:
+            raise ValueError(f'expert_scope must be one of {EXPERT_SCOPES}, '
+                             f'got {expert_scope!r}')
+        if not isinstance(merge_experts, bool):
+            raise ValueError(f'merge_experts must be True or False, got '
+                             f'{merge_experts!r}')
         if noisy_gating and not noise_std > 0:
             raise ValueError(
                 f'noise_std must be > 0 with noisy_gating, got {noise_std!r}')
@@ -211,6 +231,15 @@ class PatchConvMoE(nn.Module):
         self.capacity_factor = (None if capacity_factor is None else
                                 float(capacity_factor))
         self.dispatch = dispatch
+        self.expert_scope = expert_scope
+        self.merge_experts = merge_experts
+        # Experts copy the module, or its convolution (conv scope: then the
+        # module without it is the tail, applied once to the mixed map).
+        source, tail = module, None
+        #: Conv scope: the convolution's path in the module; else None.
+        self.conv_path: Optional[str] = None
+        if expert_scope == 'conv':
+            self.conv_path, source, tail = split_conv_scope(module)
         #: The class of the module the layer replaces, for messages.
         self.replaced_type = type(module).__name__
         self._dense_keys = tuple(module.state_dict().keys())
@@ -222,17 +251,19 @@ class PatchConvMoE(nn.Module):
         self.rows = ChainAxis(tuple(s.rows for s in stages))
         self.cols = ChainAxis(tuple(s.cols for s in stages))
         #: How an expert runs on windows (the same in every copy).
-        self.expert_steps = stage_steps(module)
+        self.expert_steps = stage_steps(source)
 
         self.gate = GATES.build(
             gate, 'gate', in_channels=self.in_channels,
             num_experts=num_experts)
-        self.experts = make_experts(module, num_experts, expert_init,
+        self.experts = make_experts(source, num_experts, expert_init,
                                     init_noise)
-        self.shared_experts = make_experts(module, num_shared_experts,
+        self.shared_experts = make_experts(source, num_shared_experts,
                                            expert_init, init_noise)
         self.balance_losses = nn.ModuleList(
             self._build_losses(balance_loss))
+        #: Conv scope: the replaced module's layers after its convolution.
+        self.tail: Optional[nn.Module] = tail
 
         self._forced_expert: Optional[int] = None
         #: The routing of the last forward pass.
@@ -394,7 +425,11 @@ class PatchConvMoE(nn.Module):
         self.last_routing = RoutingRecord(**vars(choice),
                                           **vars(layout.placement(batch)),
                                           kept=groups.kept)
-        if views and not (self.training or torch.is_grad_enabled()):
+        if (self.expert_scope == 'conv' and self.merge_experts
+                and not self.training):
+            out = run_merged(self.experts, x, layout, choice.experts,
+                             groups.weights, views, keep_channels_last)
+        elif views and not (self.training or torch.is_grad_enabled()):
             out = run_patch_by_patch(self.experts, self.expert_steps, x,
                                      layout, groups, keep_channels_last)
         elif views:
@@ -417,7 +452,8 @@ class PatchConvMoE(nn.Module):
         # module on the whole map.
         for expert in self.shared_experts:
             out = out + expert(x)
-        return out
+        # Conv scope: the module's layers after its convolution, once.
+        return out if self.tail is None else self.tail(out)
 
     def _check_dtype(self, x: Tensor, dtype: torch.dtype) -> None:
         """Refuse an input whose dtype the layer's parameters (of another
@@ -477,6 +513,10 @@ class PatchConvMoE(nn.Module):
         # A layer pickled before the dispatch setting existed moves data
         # as 'auto' chooses.
         state.setdefault('dispatch', 'auto')
+        for key, value in (('expert_scope', 'module'),
+                           ('merge_experts', True), ('conv_path', None),
+                           ('tail', None)):
+            state.setdefault(key, value)
         super().__setstate__(state)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
@@ -497,6 +537,10 @@ class PatchConvMoE(nn.Module):
                     f', capacity_factor={self.capacity_factor}')
         if self.dispatch != 'auto':
             capacity += f', dispatch={self.dispatch!r}'
+        if self.expert_scope != 'module':
+            capacity += (f', expert_scope={self.expert_scope!r}' +
+                         ('' if self.merge_experts else
+                          ', merge_experts=False'))
         return (f'num_experts={self.num_experts}, top_k={self.top_k}, '
                 f'{split}, num_shared_experts={len(self.shared_experts)}'
                 f'{capacity}')

@@ -10,7 +10,7 @@ warning naming both choices (``expert_init='random'``).
 """
 import logging
 import re
-from typing import Dict
+from typing import Dict, Optional
 
 from torch import Tensor, nn
 
@@ -38,6 +38,29 @@ def expert_counts(state_dict: dict, prefix: str) -> Dict[str, int]:
             for match in map(pattern.match, state_dict) if match
         })
     return counts
+
+
+def expert_key(layer: nn.Module, dense_key: str) -> Optional[str]:
+    """Where a dense module's entry goes in each expert: the same key, or
+    with ``expert_scope='conv'`` the key inside the convolution (None for
+    an entry of the tail after it, which the layer holds once)."""
+    path = layer.conv_path
+    if path is None or not path:
+        return dense_key
+    if dense_key.startswith(path + '.'):
+        return dense_key[len(path) + 1:]
+    return None
+
+
+def dense_entries(layer: nn.Module) -> Dict[str, Tensor]:
+    """The layer's tensors as the dense module it replaced names them
+    (its first expert's; with the conv scope, and the tail's)."""
+    path = layer.conv_path
+    entries = {(f'{path}.{key}' if path else key): value
+               for key, value in layer.experts[0].state_dict().items()}
+    if layer.tail is not None:
+        entries.update(layer.tail.state_dict())
+    return entries
 
 
 def check_entries(layer: nn.Module, state_dict: dict, prefix: str) -> None:
@@ -71,7 +94,7 @@ def check_entries(layer: nn.Module, state_dict: dict, prefix: str) -> None:
                 'experts)')
     own = layer.state_dict()
     if not has_experts and layer.experts:
-        own.update(layer.experts[0].state_dict())  # dense entries
+        own.update(dense_entries(layer))
     for key, value in own.items():
         entry = state_dict.get(prefix + key)
         if (isinstance(entry, Tensor) and isinstance(value, Tensor)
@@ -113,13 +136,19 @@ def upcycle_dense_entries(layer: nn.Module, state_dict: dict,
             "expert_init='copy' to upcycle the dense weights into the "
             'experts')
         return
+    for key, value in dense.items():
+        if expert_key(layer, key) is None:  # the conv scope's tail, once
+            state_dict[f'{prefix}tail.{key}'] = value
     for group, _ in GROUPS:
         for index in range(len(getattr(layer, group))):
             for key, value in dense.items():
+                inside = expert_key(layer, key)
+                if inside is None:
+                    continue
                 copy = value.clone()
                 if key in layer._dense_params:
                     add_relative_noise(copy, layer.init_noise)
-                state_dict[f'{prefix}{group}.{index}.{key}'] = copy
+                state_dict[f'{prefix}{group}.{index}.{inside}'] = copy
     shared = len(layer.shared_experts)
     logger.info(
         f"PatchConvMoE '{where}': upcycled the dense layer's weights "

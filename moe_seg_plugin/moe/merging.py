@@ -1,0 +1,115 @@
+"""Convolution-scoped experts and their merged kernels
+(``PatchConvMoE(expert_scope='conv')``).
+
+With ``expert_scope='conv'`` the experts are copies of the replaced
+module's convolution alone; what follows it (a ConvModule's norm and
+activation, an ``nn.Sequential``'s pixel-wise layers) is the *tail*, applied
+once to the mixed map. The mix is then linear in the experts' weights: a
+patch's output, the weighted sum of its k experts' convolutions of its
+window, is the convolution of that window with the weighted sum of their
+kernels (and biases). Merging the kernels first costs one convolution per
+patch whatever k and N are.
+"""
+import copy
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .experts import stage_steps
+
+EXPERT_SCOPES = ('module', 'conv')
+
+
+def _refuse(module: nn.Module, why: str) -> ValueError:
+    return ValueError(
+        f"expert_scope='conv': {type(module).__name__} {why}; the conv "
+        'scope needs one convolution followed only by pixel-wise layers '
+        '(nn.Conv2d, a ConvModule, or an nn.Sequential starting with one); '
+        "use expert_scope='module' (supported by every module PatchConvMoE "
+        'replaces)')
+
+
+def split_conv_scope(module: nn.Module) -> Tuple[str, nn.Conv2d, nn.Module]:
+    """Split ``module`` into its convolution and the tail after it.
+
+    Args:
+        module (nn.Module): The replaced module (already read as a chain
+            of stages by :func:`.geometry.conv_stages`).
+
+    Returns:
+        tuple: ``(path, conv, tail)``: the convolution's dotted path in
+        ``module`` ('' for the module itself), the convolution, and a copy
+        of ``module`` whose convolution is ``nn.Identity`` (its state dict
+        is ``module``'s without the convolution's entries).
+
+    Raises:
+        ValueError: One line naming the module and the scopes it supports,
+            where it has several convolutions or anything but pixel-wise
+            layers after its convolution.
+    """
+    convs = [(path, sub) for path, sub in module.named_modules()
+             if isinstance(sub, nn.Conv2d)]
+    if len(convs) != 1:
+        raise _refuse(module, f'has {len(convs)} convolutions')
+    # (A ConvModule's order and padding are checked by conv_stages.)
+    if stage_steps(module)[0].kind == 'pixelwise':
+        raise _refuse(module, 'applies a pixel-wise layer before its '
+                      'convolution')
+    path, conv = convs[0]
+    if not path:
+        return path, conv, nn.Identity()
+    tail = copy.deepcopy(module)
+    parent, _, name = path.rpartition('.')
+    setattr(tail.get_submodule(parent), name, nn.Identity())
+    return path, conv, tail
+
+
+def merge_kernels(experts: Sequence[nn.Conv2d], chosen: Tensor,
+                  weights: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+    """Each patch's kernel: its chosen experts' kernels, weighted, summed.
+
+    One (T, N) weight matrix times the N stacked kernels (one matrix
+    product; a choice dropped by capacity has weight 0).
+
+    Args:
+        experts (list[nn.Conv2d]): The N expert convolutions.
+        chosen (Tensor): (T, k) each patch's experts.
+        weights (Tensor): (T, k) their mixing weights.
+
+    Returns:
+        tuple: The kernels (T, C_out, C_in / groups, kh, kw) and biases
+        (T, C_out), or None where the convolutions have no bias.
+    """
+    mixing = weights.new_zeros((chosen.shape[0], len(experts)))
+    mixing = mixing.scatter_add(1, chosen, weights)
+    kernels = torch.stack([expert.weight for expert in experts])
+    merged = (mixing @ kernels.flatten(1)).view(
+        (-1, ) + tuple(kernels.shape[1:]))
+    if experts[0].bias is None:
+        return merged, None
+    biases = torch.stack([expert.bias for expert in experts])
+    return merged, mixing @ biases
+
+
+def convolve_merged(conv: nn.Conv2d, windows: Tensor, kernels: Tensor,
+                    biases: Optional[Tensor]) -> Tensor:
+    """Convolve each window with its own kernel, as one grouped convolution
+    (the windows side by side as channel groups), without padding.
+
+    Args:
+        conv (nn.Conv2d): Any expert (stride, dilation, groups).
+        windows (Tensor): (T, C_in, Lh, Lw) one window per patch.
+        kernels (Tensor): (T, C_out, C_in / groups, kh, kw).
+        biases (Tensor, optional): (T, C_out).
+
+    Returns:
+        Tensor: (T, C_out, ph, pw) one output per patch.
+    """
+    count, _, height, width = windows.shape
+    out = F.conv2d(windows.reshape(1, -1, height, width),
+                   kernels.flatten(0, 1),
+                   None if biases is None else biases.flatten(),
+                   conv.stride, 0, conv.dilation, conv.groups * count)
+    return out.view((count, -1) + tuple(out.shape[2:]))

@@ -1,0 +1,257 @@
+"""expert_scope='conv': experts are the replaced convolution only, the
+layers after it run once on the mixed map, and in eval each patch's kernels
+are merged into one (moe/merging.py, dispatch.run_merged)."""
+import logging
+import pickle
+
+import pytest
+import torch
+from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
+from torch import nn
+
+from moe_seg_plugin.moe import PatchConvMoE
+from moe_seg_plugin.moe.merging import merge_kernels, split_conv_scope
+
+BN = dict(type='BN')
+
+
+def conv_module(cin=6, cout=5, kernel=3, stride=1, dilation=1, bias=False):
+    module = ConvModule(cin, cout, kernel, stride=stride,
+                        padding=dilation * (kernel // 2), dilation=dilation,
+                        bias=bias, norm_cfg=BN, act_cfg=dict(type='ReLU'))
+    randomise_norms(module)
+    return module
+
+
+def randomise_norms(module: nn.Module) -> None:
+    """Running statistics and affine parameters away from 0 / 1, so a norm
+    applied per expert or once differ."""
+    for sub in module.modules():
+        if isinstance(sub, nn.BatchNorm2d):
+            sub.running_mean.uniform_(-0.5, 0.5)
+            sub.running_var.uniform_(0.5, 2.0)
+            nn.init.uniform_(sub.weight, 0.5, 1.5)
+            nn.init.uniform_(sub.bias, -0.3, 0.3)
+
+
+def spread(layer: PatchConvMoE) -> None:
+    """Route patches round-robin over the experts (a fresh gate sends most
+    of them the same way, which would leave merging little to do)."""
+
+    def offset(module, args, logits):
+        order = torch.arange(logits.shape[0])[:, None]
+        experts = torch.arange(logits.shape[1])[None]
+        return logits + 5.0 * ((order + experts) % logits.shape[1] == 0)
+
+    layer.gate.register_forward_hook(offset)
+
+
+GEOMETRIES = [
+    # (input, kernel, stride, dilation, grid, bias)
+    ((2, 6, 23, 31), 3, 1, 1, (3, 3), False),
+    ((3, 6, 19, 17), 3, 2, 1, (2, 3), True),
+    ((1, 6, 25, 21), 3, 1, 2, (3, 2), False),
+    ((2, 6, 15, 27), 1, 1, 1, (4, 4), True),
+    ((2, 6, 21, 21), 5, 2, 2, (3, 3), False),
+]
+
+
+@pytest.mark.parametrize('shape,kernel,stride,dilation,grid,bias',
+                         GEOMETRIES)
+def test_merged_equals_the_unmerged_mix(dispatch, shape, kernel, stride,
+                                        dilation, grid, bias):
+    torch.manual_seed(0)
+    module = conv_module(kernel=kernel, stride=stride, dilation=dilation,
+                         bias=bias).eval()
+    layer = PatchConvMoE(module, num_experts=4, top_k=2, grid=grid,
+                         expert_scope='conv').eval()
+    spread(layer)
+    x = torch.randn(shape)
+    with torch.no_grad():
+        merged = layer(x)
+        layer.merge_experts = False
+        unmerged = layer(x)
+    assert merged.shape == module(x).shape
+    assert torch.allclose(merged, unmerged, atol=1e-5, rtol=0)
+    assert len({tuple(row) for row in
+                layer.last_routing.experts.tolist()}) > 1
+
+
+def test_merged_takes_one_convolution_per_forward(monkeypatch):
+    module = conv_module().eval()
+    layer = PatchConvMoE(module, num_experts=4, top_k=2,
+                         expert_scope='conv').eval()
+    spread(layer)
+    calls = []
+    real = torch.nn.functional.conv2d
+
+    def counted(x, weight, *args):
+        calls.append(tuple(weight.shape))
+        return real(x, weight, *args)
+
+    monkeypatch.setattr(torch.nn.functional, 'conv2d', counted)
+    with torch.no_grad():
+        layer(torch.randn(2, 6, 24, 24))
+    # One grouped convolution with one kernel per patch (2 images x 9
+    # patches), whatever k (the gate's are 1x1).
+    assert [shape for shape in calls if shape[2:] == (3, 3)] == [
+        (18 * 5, 6, 3, 3)]
+
+
+def test_merge_kernels_against_hand_computed():
+    experts = [nn.Conv2d(2, 1, 1, bias=True) for _ in range(3)]
+    for value, expert in zip((1.0, 2.0, 4.0), experts):
+        nn.init.constant_(expert.weight, value)
+        nn.init.constant_(expert.bias, -value)
+    chosen = torch.tensor([[0, 2], [1, 0]])
+    weights = torch.tensor([[0.25, 0.75], [0.5, 0.5]])
+    kernels, biases = merge_kernels(experts, chosen, weights)
+    # 0.25 * 1 + 0.75 * 4 = 3.25; 0.5 * 2 + 0.5 * 1 = 1.5
+    assert kernels.shape == (2, 1, 2, 1, 1)
+    assert kernels.flatten(1).tolist() == [[3.25, 3.25], [1.5, 1.5]]
+    assert biases.tolist() == [[-3.25], [-1.5]]
+
+
+@pytest.mark.parametrize('make', [
+    lambda: nn.Conv2d(6, 5, 3, padding=1),
+    lambda: conv_module(),
+    lambda: nn.Sequential(nn.Conv2d(6, 5, 3, padding=1), nn.BatchNorm2d(5),
+                          nn.PReLU(5)),
+    lambda: nn.Sequential(conv_module(), nn.Dropout2d(0.1)),
+])
+@pytest.mark.parametrize('merge', [True, False])
+def test_one_expert_equals_the_module(dispatch, make, merge):
+    """The N=1 equivalence (DESIGN.md) holds in the conv scope, in eval
+    (merged or not) and in training (the tail's batch norm then normalises
+    the mixed map, which is the module's conv output)."""
+    torch.manual_seed(1)
+    module = make()
+    randomise_norms(module)
+    layer = PatchConvMoE(module, num_experts=1, top_k=1, expert_scope='conv',
+                         expert_init='copy', init_noise=0.0,
+                         merge_experts=merge)
+    x = torch.randn(2, 6, 17, 22)
+    for train in (False, True):
+        module.train(train)
+        layer.train(train)
+        torch.manual_seed(2)  # the same dropout mask
+        expected = module(x)
+        torch.manual_seed(2)
+        assert torch.allclose(layer(x), expected, atol=1e-5), train
+
+
+@pytest.mark.parametrize('module,why', [
+    (DepthwiseSeparableConvModule(4, 4, 3, padding=1), 'has 2 convolutions'),
+    (nn.Sequential(nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 3)),
+     'has 2 convolutions'),
+    (nn.Sequential(nn.ReLU(), nn.Conv2d(4, 4, 3)),
+     'pixel-wise layer before its convolution'),
+])
+def test_modules_without_one_leading_conv_are_refused(module, why):
+    with pytest.raises(ValueError) as error:
+        PatchConvMoE(module, expert_scope='conv')
+    message = str(error.value)
+    assert '\n' not in message
+    assert why in message and "expert_scope='module'" in message
+    PatchConvMoE(module, expert_scope='module')  # still replaceable
+
+
+def test_split_keeps_the_tail_and_names_the_conv():
+    module = nn.Sequential(conv_module(), nn.Dropout2d(0.1))
+    path, conv, tail = split_conv_scope(module)
+    assert path == '0.conv' and conv is module[0].conv
+    assert isinstance(tail[0].conv, nn.Identity)
+    assert set(tail.state_dict()) == {
+        key for key in module.state_dict() if not key.startswith('0.conv.')}
+
+
+@pytest.mark.parametrize('value,key', [('layer', 'expert_scope'),
+                                       ('yes', 'merge_experts')])
+def test_bad_settings_name_the_key(value, key):
+    with pytest.raises(ValueError, match=key):
+        PatchConvMoE(conv_module(), **{key: value})
+
+
+def test_upcycling_a_dense_checkpoint_into_conv_experts(caplog):
+    torch.manual_seed(3)
+    module = conv_module().eval()
+    layer = PatchConvMoE(module, num_experts=3, top_k=2, expert_scope='conv',
+                         expert_init='copy', init_noise=0.0)
+    reinitialise = nn.Sequential(conv_module())  # other weights
+    layer.tail.load_state_dict(
+        {k: v for k, v in reinitialise[0].state_dict().items()
+         if not k.startswith('conv.')})
+    with caplog.at_level(logging.INFO, logger='moe_seg_plugin'):
+        result = layer.load_state_dict(module.state_dict(), strict=False)
+    assert not result.unexpected_keys
+    assert 'upcycled' in caplog.text
+    layer.eval()
+    spread(layer)
+    x = torch.randn(2, 6, 16, 16)
+    with torch.no_grad():  # every expert and the tail are the module's
+        assert torch.allclose(layer(x), module(x), atol=1e-5)
+
+
+def test_a_conv_scope_checkpoint_loads_into_a_fresh_layer():
+    torch.manual_seed(4)
+    first = PatchConvMoE(conv_module(), num_experts=3, expert_scope='conv')
+    second = PatchConvMoE(conv_module(), num_experts=3, expert_scope='conv')
+    second.load_state_dict(first.state_dict())
+    for a, b in zip(first.state_dict().values(),
+                    second.state_dict().values()):
+        assert torch.equal(a, b)
+    wrong = PatchConvMoE(conv_module(cout=7), num_experts=3,
+                         expert_scope='conv')
+    with pytest.raises(ValueError, match='shape'):
+        wrong.load_state_dict(first.state_dict())
+
+
+def test_training_reaches_the_experts_and_the_tail(dispatch):
+    torch.manual_seed(5)
+    layer = PatchConvMoE(conv_module(), num_experts=4, top_k=2,
+                         expert_scope='conv').train()
+    spread(layer)
+    layer(torch.randn(2, 6, 18, 18)).square().mean().backward()
+    chosen = set(layer.last_routing.experts.flatten().tolist())
+    for index, expert in enumerate(layer.experts):
+        assert (expert.weight.grad is not None) == (index in chosen)
+    assert layer.tail.bn.weight.grad.abs().sum() > 0
+    assert layer.gate.convs[0].weight.grad.abs().sum() > 0
+
+
+def test_merged_in_capacity_mode_drops_as_the_unmerged(dispatch):
+    torch.manual_seed(6)
+    layer = PatchConvMoE(conv_module(), num_experts=4, top_k=2,
+                         expert_scope='conv', capacity_factor=0.5).eval()
+    x = torch.randn(2, 6, 18, 18)
+    with torch.no_grad():
+        merged = layer(x)
+        assert not layer.last_routing.kept.all()  # some choices dropped
+        layer.merge_experts = False
+        assert torch.allclose(merged, layer(x), atol=1e-5)
+
+
+def test_eval_gradients_flow_through_merged_kernels():
+    torch.manual_seed(7)
+    layer = PatchConvMoE(conv_module(), num_experts=4, top_k=2,
+                         expert_scope='conv').eval()
+    spread(layer)
+    x = torch.randn(1, 6, 15, 15, requires_grad=True)
+    layer(x).sum().backward()
+    assert x.grad.abs().sum() > 0
+    assert sum(e.weight.grad.abs().sum() for e in layer.experts
+               if e.weight.grad is not None) > 0
+
+
+def test_repr_and_old_pickles():
+    layer = PatchConvMoE(conv_module(), expert_scope='conv',
+                         merge_experts=False)
+    assert "expert_scope='conv', merge_experts=False" in repr(layer)
+    assert 'expert_scope' not in repr(PatchConvMoE(conv_module()))
+    old = PatchConvMoE(conv_module())
+    for key in ('expert_scope', 'merge_experts', 'conv_path', 'tail'):
+        old.__dict__.pop(key, None)
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.expert_scope == 'module' and restored.tail is None
+    with torch.no_grad():
+        restored.eval()(torch.randn(1, 6, 12, 12))
