@@ -49,7 +49,8 @@ from torch.autograd.function import once_differentiable
 from .distributed import global_counts, has_collective_norm, world_size
 from .experts import StageStep, run_expert
 from .folding import fold_plan, run_folded
-from .merging import convolve_merged, merge_kernels
+from .merging import (TailAffine, convolve_merged, merge_kernels,
+                      patch_kernel)
 from .patches import PatchLayout, all_patches
 from .routing import count_values
 
@@ -552,10 +553,14 @@ class MixIntoMap(torch.autograd.Function):
 def run_patch_by_patch(experts: Sequence[nn.Module],
                        steps: Sequence[StageStep], x: Tensor,
                        layout: PatchLayout, groups: ExpertGroups,
-                       channels_last: bool = False) -> Tensor:
+                       channels_last: bool = False,
+                       merged: bool = False,
+                       tail: Optional[TailAffine] = None) -> Tensor:
     """Inference through views, patch after patch (eval mode, no autograd):
     each patch's window is cut out once, its k experts run on it and their
-    outputs, weighted, go straight into its place in the output map.
+    outputs, weighted, go straight into its place in the output map; with
+    ``merged`` (convolution experts, :mod:`.merging`) its one merged kernel
+    runs on it instead.
 
     In eval an expert's batch norms use running statistics, so an expert
     run window by window gives what it gives on all its windows at once;
@@ -575,6 +580,11 @@ def run_patch_by_patch(experts: Sequence[nn.Module],
         layout (PatchLayout): Its patch layout.
         groups (ExpertGroups): The slots, grouped on the host.
         channels_last (bool): Return the map channels-last.
+        merged (bool): Merge each patch's kernels (the experts are
+            ``nn.Conv2d``); the patch's output then takes one copy.
+        tail (TailAffine, optional): With ``merged``, the layer's tail,
+            folded into each merged kernel (its ReLU applied on writing):
+            the output is then the tail's.
 
     Returns:
         Tensor: (B, C_out, Ho, Wo).
@@ -582,7 +592,7 @@ def run_patch_by_patch(experts: Sequence[nn.Module],
     owner: List[int] = []  # the expert of each row
     for expert, count in enumerate(groups.counts):
         owner += [expert] * count
-    plan = fold_plan(experts[0], steps, layout)
+    plan = None if merged else fold_plan(experts[0], steps, layout)
     each = groups.weights.unbind(0)
     out = None
     for patch, slots in enumerate(groups.rows):
@@ -591,13 +601,30 @@ def run_patch_by_patch(experts: Sequence[nn.Module],
         index = torch.tensor([patch], device=x.device)
         box = layout.boxes[cell]
         (first, height), (start, width) = box.patch_rows, box.patch_cols
-        for rank, row in enumerate(slots):
-            weight, expert = each[patch][rank], experts[owner[row]]
-            if plan is None:
-                output = run_expert(expert, steps, window, layout, index)
-            else:  # weight x the output, before a final ReLU
-                output = run_folded(expert, steps, plan, window, layout,
-                                    index, weight)
+        if merged:  # the patch's experts as one convolution, weighted
+            conv = experts[0]
+            kernel, bias = patch_kernel(
+                [experts[owner[row]] for row in slots], each[patch].unbind(0))
+            if tail is not None:
+                kernel, bias = tail.fold(kernel, bias)
+            outputs = [F.conv2d(window, kernel, bias, conv.stride, 0,
+                                conv.dilation, conv.groups)]
+        elif plan is None:
+            outputs = [
+                run_expert(experts[owner[row]], steps, window, layout, index)
+                for row in slots
+            ]
+        else:  # weight x each output, before a final ReLU
+            outputs = [
+                run_folded(experts[owner[row]], steps, plan, window, layout,
+                           index, each[patch][rank])
+                for rank, row in enumerate(slots)
+            ]
+        # Merged and folded outputs come weighted (a folded one before its
+        # ReLU); the others are weighted as they are written.
+        weighted = merged or plan is not None
+        relu = bool(plan.relu if plan else tail and tail.relu)
+        for rank, output in enumerate(outputs):
             if out is None:
                 out = torch.empty(
                     (len(groups.rows) // layout.cells, output.shape[1]) +
@@ -606,13 +633,13 @@ def run_patch_by_patch(experts: Sequence[nn.Module],
                                    else torch.contiguous_format))
             region = out[image, :, first:first + height, start:start + width]
             source = output[0, :, :height, :width]
-            if plan is None and rank:
-                region.addcmul_(source, weight)
-            elif plan is None:
-                torch.mul(source, weight, out=region)
+            if not weighted and rank:
+                region.addcmul_(source, each[patch][rank])
+            elif not weighted:
+                torch.mul(source, each[patch][rank], out=region)
             elif rank:
-                region.add_(source.clamp_min_(0) if plan.relu else source)
-            elif plan.relu:
+                region.add_(source.clamp_min_(0) if relu else source)
+            elif relu:
                 torch.clamp_min(source, 0, out=region)
             else:
                 region.copy_(source)

@@ -14,7 +14,7 @@ from .experts import (EXPERT_INITS, check_runs_on_windows, make_experts,
 from .geometry import ChainAxis, channels, conv_stages
 from .loading import check_entries, upcycle_dense_entries
 from .losses import MoELoadLoss
-from .merging import EXPERT_SCOPES, split_conv_scope
+from .merging import EXPERT_SCOPES, split_conv_scope, tail_affine
 from .patches import PatchLayout, axis_layout
 from .registry import (BALANCE_LOSSES, GATES, ConfigLike, check_keywords,
                        keywords_of)
@@ -425,13 +425,20 @@ class PatchConvMoE(nn.Module):
         self.last_routing = RoutingRecord(**vars(choice),
                                           **vars(layout.placement(batch)),
                                           kept=groups.kept)
-        if (self.expert_scope == 'conv' and self.merge_experts
-                and not self.training):
+        merged = (self.expert_scope == 'conv' and self.merge_experts
+                  and not self.training)
+        # Merged patch by patch, a batch norm and ReLU tail folds into the
+        # kernels (not under shared experts, which add before the tail).
+        tail = (tail_affine(self.tail)
+                if merged and views and not torch.is_grad_enabled()
+                and not self.shared_experts else None)
+        if views and not (self.training or torch.is_grad_enabled()):
+            out = run_patch_by_patch(self.experts, self.expert_steps, x,
+                                     layout, groups, keep_channels_last,
+                                     merged, tail)
+        elif merged:
             out = run_merged(self.experts, x, layout, choice.experts,
                              groups.weights, views, keep_channels_last)
-        elif views and not (self.training or torch.is_grad_enabled()):
-            out = run_patch_by_patch(self.experts, self.expert_steps, x,
-                                     layout, groups, keep_channels_last)
         elif views:
             # A final ReLU of the experts is the mix's to apply (saves each
             # output's gradient buffer, see MixIntoMap).
@@ -453,7 +460,8 @@ class PatchConvMoE(nn.Module):
         for expert in self.shared_experts:
             out = out + expert(x)
         # Conv scope: the module's layers after its convolution, once.
-        return out if self.tail is None else self.tail(out)
+        return (out if self.tail is None or tail is not None else
+                self.tail(out))
 
     def _check_dtype(self, x: Tensor, dtype: torch.dtype) -> None:
         """Refuse an input whose dtype the layer's parameters (of another

@@ -11,6 +11,7 @@ kernels (and biases). Merging the kernels first costs one convolution per
 patch whatever k and N are.
 """
 import copy
+from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -91,6 +92,92 @@ def merge_kernels(experts: Sequence[nn.Conv2d], chosen: Tensor,
         return merged, None
     biases = torch.stack([expert.bias for expert in experts])
     return merged, mixing @ biases
+
+
+def patch_kernel(convs: Sequence[nn.Conv2d], weights: Sequence[Tensor]
+                 ) -> Tuple[Tensor, Optional[Tensor]]:
+    """One patch's merged kernel and bias: its experts' convolutions'
+    weighted sum (one pass over each kernel; no stacked copy of all N).
+
+    Args:
+        convs (list[nn.Conv2d]): The patch's k expert convolutions.
+        weights (list[Tensor]): Their mixing weights (0-dim).
+
+    Returns:
+        tuple: The kernel (C_out, C_in / groups, kh, kw) and bias (C_out,)
+        or None.
+    """
+    kernel = convs[0].weight * weights[0]
+    bias = None if convs[0].bias is None else convs[0].bias * weights[0]
+    for conv, weight in zip(convs[1:], weights[1:]):
+        kernel.addcmul_(conv.weight, weight)
+        if bias is not None:
+            bias.addcmul_(conv.bias, weight)
+    return kernel, bias
+
+
+@dataclass(frozen=True)
+class TailAffine:
+    """A tail that is, in eval, a per-channel affine map (a batch norm with
+    running statistics) and then a ReLU or not: folded into each patch's
+    merged kernel, it costs no pass over the output map.
+
+    Attributes:
+        gain (Tensor, optional): (C_out,) ``gamma / sqrt(var + eps)``.
+        shift (Tensor, optional): (C_out,) ``beta - mean * gain``.
+        relu (bool): A ReLU follows (applied as the output is written).
+    """
+    gain: Optional[Tensor]
+    shift: Optional[Tensor]
+    relu: bool
+
+    def fold(self, kernel: Tensor, bias: Optional[Tensor]
+             ) -> Tuple[Tensor, Optional[Tensor]]:
+        """The kernel and bias with the affine map folded in (the kernel
+        scaled in place)."""
+        if self.gain is None:
+            return kernel, bias
+        kernel.mul_(self.gain.view((-1, ) + (1, ) * (kernel.dim() - 1)))
+        if bias is None:
+            return kernel, self.shift
+        return kernel, torch.addcmul(self.shift, bias, self.gain)
+
+
+def tail_affine(tail: Optional[nn.Module]) -> Optional[TailAffine]:
+    """``tail`` as a :class:`TailAffine` where it is one in eval (a
+    ConvModule's batch norm and ReLU after its convolution), else None
+    (then it runs on the output map).
+
+    Args:
+        tail (nn.Module, optional): The layer's tail (conv scope).
+
+    Returns:
+        TailAffine, optional: The folded form.
+    """
+    # (A ConvModule whose conv is the Identity split_conv_scope put there.)
+    if (tail is None or tail.training or not hasattr(tail, 'order')
+            or not isinstance(getattr(tail, 'conv', None), nn.Identity)):
+        return None
+    parts = [part for part in tail.order
+             if (part == 'norm' and tail.with_norm)
+             or (part == 'act' and tail.with_activation)]
+    if parts not in (['norm', 'act'], ['norm'], ['act'], []):
+        return None
+    if tail.with_activation and type(tail.activate) is not nn.ReLU:
+        return None
+    gain = shift = None
+    if tail.with_norm:
+        norm = tail.norm
+        if not (isinstance(norm, nn.modules.batchnorm._BatchNorm)
+                and norm.running_var is not None):
+            return None
+        gain = torch.rsqrt(norm.running_var + norm.eps)
+        if norm.weight is not None:
+            gain = gain * norm.weight
+        shift = -norm.running_mean * gain
+        if norm.bias is not None:
+            shift = shift + norm.bias
+    return TailAffine(gain, shift, tail.with_activation)
 
 
 def convolve_merged(conv: nn.Conv2d, windows: Tensor, kernels: Tensor,

@@ -77,25 +77,31 @@ def test_merged_equals_the_unmerged_mix(dispatch, shape, kernel, stride,
                 layer.last_routing.experts.tolist()}) > 1
 
 
-def test_merged_takes_one_convolution_per_forward(monkeypatch):
+@pytest.mark.parametrize('merge', [True, False])
+def test_merged_convolves_each_window_once(dispatch, monkeypatch, merge):
+    """Merged: one kernel per patch whatever k (views: one convolution per
+    patch; indexed: one grouped convolution of all); unmerged: k per patch
+    (views)."""
     module = conv_module().eval()
-    layer = PatchConvMoE(module, num_experts=4, top_k=2,
-                         expert_scope='conv').eval()
+    layer = PatchConvMoE(module, num_experts=4, top_k=2, expert_scope='conv',
+                         merge_experts=merge).eval()
     spread(layer)
     calls = []
     real = torch.nn.functional.conv2d
 
     def counted(x, weight, *args):
-        calls.append(tuple(weight.shape))
+        if weight.shape[2:] == (3, 3):  # the gate's are 1x1
+            calls.append(weight.shape[0])
         return real(x, weight, *args)
 
     monkeypatch.setattr(torch.nn.functional, 'conv2d', counted)
     with torch.no_grad():
         layer(torch.randn(2, 6, 24, 24))
-    # One grouped convolution with one kernel per patch (2 images x 9
-    # patches), whatever k (the gate's are 1x1).
-    assert [shape for shape in calls if shape[2:] == (3, 3)] == [
-        (18 * 5, 6, 3, 3)]
+    if merge:  # 2 images x 9 patches, 5 output channels each
+        assert sum(calls) == 18 * 5
+        assert len(calls) == (18 if dispatch == 'views' else 1)
+    elif dispatch == 'views':  # each patch's k experts
+        assert calls == [5] * 36
 
 
 def test_merge_kernels_against_hand_computed():
@@ -255,3 +261,27 @@ def test_repr_and_old_pickles():
     assert restored.expert_scope == 'module' and restored.tail is None
     with torch.no_grad():
         restored.eval()(torch.randn(1, 6, 12, 12))
+
+
+def test_a_batch_norm_tail_folds_into_the_merged_kernels(monkeypatch):
+    """Patch by patch (views, no autograd) a ConvModule tail's batch norm
+    runs on no map: it is folded into each patch's kernel (the equality
+    with the unmerged mix is pinned above)."""
+    layer = PatchConvMoE(conv_module(), num_experts=4, top_k=2,
+                         expert_scope='conv', dispatch='views').eval()
+    spread(layer)
+    normalised = []
+    real = torch.nn.functional.batch_norm
+
+    def counted(x, *args, **kwargs):
+        normalised.append(x.shape[1])
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, 'batch_norm', counted)
+    x = torch.randn(1, 6, 18, 18)
+    with torch.no_grad():
+        layer(x)
+        assert 5 not in normalised  # the tail's 5 channels
+        layer.merge_experts = False
+        layer(x)
+        assert 5 in normalised
