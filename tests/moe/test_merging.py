@@ -285,3 +285,28 @@ def test_a_batch_norm_tail_folds_into_the_merged_kernels(monkeypatch):
         layer.merge_experts = False
         layer(x)
         assert 5 in normalised
+
+
+@pytest.mark.parametrize('capacity', [None, 0.5])
+def test_merged_training_has_the_unmerged_gradients(dispatch, capacity):
+    """Training merges the kernels too; every gradient (input, experts,
+    tail, gate) equals the unmerged dispatch's."""
+    torch.manual_seed(8)
+    layer = PatchConvMoE(conv_module(bias=True), num_experts=4, top_k=2,
+                         expert_scope='conv', grid=(2, 3),
+                         capacity_factor=capacity).train()
+    spread(layer)
+    x = torch.randn(2, 6, 17, 23)
+    target = torch.randn(2, 5, 17, 23)
+    grads = []
+    for merge in (True, False):
+        layer.merge_experts = merge
+        layer.zero_grad()
+        inputs = x.clone().requires_grad_(True)
+        loss = ((layer(inputs) - target) ** 2).mean()
+        loss.backward()
+        grads.append([inputs.grad] + [
+            torch.zeros_like(p) if p.grad is None else p.grad
+            for p in layer.parameters()])
+    for merged, unmerged in zip(*grads):
+        assert torch.allclose(merged, unmerged, atol=1e-5)

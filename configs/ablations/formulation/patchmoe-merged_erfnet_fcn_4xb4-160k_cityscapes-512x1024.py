@@ -1,0 +1,14 @@
+_base_ = [
+    '../../erfnet/erfnet_fcn_4xb4-160k_cityscapes-512x1024.py',
+    '../../_base_/moe/patch_moe_paper.py'
+]
+# Formulation: the experts are the replaced convolution only (expert_scope=
+# 'conv'); its batch norm and ReLU run once on the mixed map, and in eval
+# each patch's top-k kernels are merged into one, so inference convolves
+# each patch once, as the stock model does. Compare with the paper default,
+# ../../erfnet/patchmoe_erfnet_fcn_4xb4-160k_cityscapes-512x1024.py.
+model = dict(
+    decode_head=dict(
+        type='PatchMoEHead',
+        head_type='FCNHead',
+        moe=dict(_base_.moe_paper, expert_scope='conv')))
