@@ -40,6 +40,7 @@ from mmseg.registry import HOOKS
 from torch import Tensor, nn
 
 from ..moe import PatchConvMoE
+from ..moe.loading import dense_entries
 from .errors import SetupError
 
 #: Below this share of the checkpoint's tensors fitting, it is refused.
@@ -88,11 +89,11 @@ def expected_shapes(model: nn.Module) -> Dict[str, Shape]:
     for path, layer in model.named_modules():
         if not isinstance(layer, PatchConvMoE):
             continue
-        expert = layer.experts[0].state_dict()
+        dense = dense_entries(layer)  # named as the dense module's
         prefix = f'{path}.' if path else ''
         for key in layer._dense_keys:
-            if isinstance(expert.get(key), Tensor):
-                shapes.setdefault(prefix + key, tuple(expert[key].shape))
+            if isinstance(dense.get(key), Tensor):
+                shapes.setdefault(prefix + key, tuple(dense[key].shape))
     return shapes
 
 

@@ -67,7 +67,9 @@ def naive_forward(layer: PatchConvMoE, x: Tensor) -> Tensor:
     for expert in layer.shared_experts:
         mixed = mixed + run_expert(expert, layer.expert_steps, windows,
                                    layout, patches)
-    return put_back(mixed, layout, x.shape[0])
+    out = put_back(mixed, layout, x.shape[0])
+    # expert_scope='conv': the layers after the convolution, once.
+    return out if layer.tail is None else layer.tail(out)
 
 
 def spread_bias(num_patches: int, num_experts: int, top_k: int,

@@ -167,6 +167,29 @@ def test_a_dense_checkpoint_loads_and_upcycles(tmp_path):
         assert gap < 0.05  # the dense weights plus 1 % noise
 
 
+def test_a_stock_checkpoint_fits_and_upcycles_into_conv_scope(tmp_path):
+    """expert_scope='conv': the dense conv's entries go to the experts,
+    its batch norm's to the layer's tail."""
+    conv_scope = {'model.decode_head.moe.expert_scope': 'conv',
+                  'model.decode_head.moe.expert_init': 'copy'}
+    saved = {'state_dict': dict(checkpoint('erfnet')['state_dict'])}
+    variance = torch.rand(128) + 0.5  # not the fresh tail's ones
+    saved['state_dict']['decode_head.convs.0.bn.running_var'] = variance
+    fit = CheckpointFit(model('erfnet_moe', **conv_scope), saved)
+    assert not fit.mismatched and not fit.unknown
+    assert len(fit.fitting) == fit.total
+    target = model('erfnet_moe', **conv_scope)
+    path = tmp_path / 'stock.pth'
+    torch.save(saved, path)
+    load_fitting_checkpoint(target, str(path))
+    stock = model('erfnet').decode_head.convs[0]
+    layer = target.decode_head.convs[0]
+    for expert in layer.experts:
+        gap = (expert.weight - stock.conv.weight).norm()
+        assert gap < 0.05 * stock.conv.weight.norm()
+    assert torch.equal(layer.tail.bn.running_var, variance)
+
+
 def test_another_expert_count_is_left_to_the_layer(tmp_path):
     """The check lets it through; the layer refuses it with its own
     message."""

@@ -11,6 +11,7 @@ from torch import nn
 
 from moe_seg_plugin.moe import PatchConvMoE
 from moe_seg_plugin.moe.merging import merge_kernels, split_conv_scope
+from moe_seg_plugin.moe.reference import naive_forward
 
 BN = dict(type='BN')
 
@@ -310,3 +311,14 @@ def test_merged_training_has_the_unmerged_gradients(dispatch, capacity):
             for p in layer.parameters()])
     for merged, unmerged in zip(*grads):
         assert torch.allclose(merged, unmerged, atol=1e-5)
+
+
+@pytest.mark.parametrize('train', [False, True])
+def test_the_naive_reference_applies_the_tail(dispatch, train):
+    torch.manual_seed(9)
+    layer = PatchConvMoE(conv_module(), num_experts=4, top_k=2,
+                         expert_scope='conv').train(train)
+    spread(layer)
+    x = torch.randn(2, 6, 19, 19)
+    with torch.no_grad():
+        assert torch.allclose(layer(x), naive_forward(layer, x), atol=1e-5)
