@@ -43,7 +43,7 @@ def test_tiny_sweep_writes_tables_and_figures(tool, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert '### erfnet: `decode_head.convs.0`' in printed
     # N=8 and N=32 were not run: the targets say so instead of guessing.
-    assert 'moe/dense at N=8, k=2 (<= 2.5)' in printed
+    assert 'moe/dense at N=8, k=2 (<= 2.5; conv scope <= 1.2)' in printed
     assert printed.count('not measured') == 2 * 3  # both modes
 
 
@@ -81,8 +81,37 @@ def test_each_dispatch_gets_its_rows_and_targets(tool, tmp_path, capsys):
     rows = result['modes']['forward']
     assert [r['dispatch'] for r in rows] == ['views', 'indexed']
     printed = capsys.readouterr().out
-    assert '| forward (eval) | 2 | 2 | views |' in printed
-    assert '| erfnet | forward (eval) | indexed |' in printed
+    assert '| forward (eval) | 2 | 2 | module | views |' in printed
+    assert '| erfnet | forward (eval) | module | indexed |' in printed
+
+
+def test_each_scope_gets_its_rows_where_the_module_supports_it(
+        tool, tmp_path, capsys):
+    out = tmp_path / 'layer.json'
+    assert tool.main([
+        '--archs', 'erfnet', 'deeplabv3plus', '--shape', '64', '128',
+        '--experts', '2', '--top-k', '2', '--modes', 'forward', '--repeats',
+        '1', '--threads', '1', '--scopes', 'module', 'conv', '--out',
+        str(out)
+    ]) == 0
+    erfnet, deeplab = json.loads(out.read_text())['results']
+    assert [r['scope'] for r in erfnet['modes']['forward']] == [
+        'module', 'conv']
+    assert [r['scope'] for r in deeplab['modes']['forward']] == ['module']
+    assert 'has 2 convolutions' in deeplab['unsupported']['conv']
+    printed = capsys.readouterr().out
+    assert '| erfnet | forward (eval) | conv | auto |' in printed
+    assert 'conv scope not timed: ' in printed
+    assert tool.main(['--scopes', 'merged']) == 2
+    assert "--scopes: unknown ['merged']" in capsys.readouterr().err
+
+
+def test_the_merged_target_is_tighter(tool):
+    rows = [dict(experts=8, top_k=2, dense_ms=20.0, moe_ms=26.0,
+                 moe_over_dense=1.3, scope=scope)
+            for scope in ('module', 'conv')]
+    assert tool.over_dense(rows[:1]) == '1.30 PASS'
+    assert tool.over_dense(rows[1:]) == '1.30 FAIL'
 
 
 @pytest.mark.parametrize('dense_ms,moe_ms,want', [
