@@ -72,6 +72,8 @@ class MoELayerFlops:
             otherwise windows with halo outputs).
         params (int): Parameters of the layer.
         dense_params (int): Parameters of the replaced conv.
+        stem (int): Low-rank experts' shared convolution on the whole
+            input (0 without one; part of ``dense`` and ``actual``).
     """
     path: str
     module: str
@@ -89,13 +91,15 @@ class MoELayerFlops:
     expert_windows: int
     params: int
     dense_params: int
+    stem: int = 0
 
     @property
     def all_experts(self) -> int:
         """Every routed expert on every patch window (as the dispatch runs
         them), every shared expert on the map, plus the gate."""
-        return (self.gate + self.num_experts * self.expert_windows +
-                self.num_shared_experts * self.dense)
+        return (self.gate + self.stem +
+                self.num_experts * self.expert_windows +
+                self.num_shared_experts * (self.dense - self.stem))
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -269,10 +273,17 @@ def analyze_moe_layer(layer: PatchConvMoE,
         return traced.get('.'.join(p for p in (path, name) if p), 0)
 
     layout = layer.layout(x.shape[2], x.shape[3])
-    with torch.no_grad():
-        windows = gather_windows(x, layout,
-                                 all_patches(layout, x.shape[0], x.device))
     expert = layer.experts[0]  # every expert is a copy of one module
+    # Low-rank experts run on the stem's output; the dense path is both.
+    dense = expert if layer.stem is None else nn.Sequential(layer.stem,
+                                                            expert)
+    inputs, expert_layout = x, layer.expert_layout(layout)
+    with torch.no_grad():
+        if layer.stem is not None:
+            inputs = layer.stem(x)
+        windows = gather_windows(
+            inputs, expert_layout,
+            all_patches(expert_layout, x.shape[0], x.device))
     return MoELayerFlops(
         path=path,
         module=type(expert).__name__,
@@ -290,11 +301,12 @@ def analyze_moe_layer(layer: PatchConvMoE,
         routed=traced_at('') - traced_at('gate') - traced_at(
             'shared_experts'),
         shared=traced_at('shared_experts'),
-        dense=count_flops(expert, (x, ))[0],
-        expert_windows=count_flops(_ExpertOnWindows(layer, layout),
+        dense=count_flops(dense, (x, ))[0],
+        expert_windows=count_flops(_ExpertOnWindows(layer, expert_layout),
                                    (windows, ))[0],
         params=_param_count(layer),
-        dense_params=_param_count(expert))
+        dense_params=_param_count(dense),
+        stem=0 if layer.stem is None else count_flops(layer.stem, (x, ))[0])
 
 
 def inference_params(model: nn.Module) -> Tuple[int, int]:

@@ -11,10 +11,11 @@ from .dispatch import (CutWindows, MixIntoMap, expert_capacity,
                        run_experts, run_merged, run_patch_by_patch)
 from .experts import (EXPERT_INITS, check_runs_on_windows, make_experts,
                       reinitialise, stage_steps)
-from .geometry import ChainAxis, channels, conv_stages
+from .geometry import AxisGeometry, ChainAxis, channels, conv_stages
 from .loading import check_entries, upcycle_dense_entries
 from .losses import MoELoadLoss
-from .merging import EXPERT_SCOPES, split_conv_scope, tail_affine
+from .merging import (EXPERT_SCOPES, low_rank_parts, split_conv_scope,
+                      tail_affine)
 from .patches import PatchLayout, axis_layout
 from .registry import (BALANCE_LOSSES, GATES, ConfigLike, check_keywords,
                        keywords_of)
@@ -26,6 +27,8 @@ DEFAULT_GRID = (3, 3)
 DISPATCHES = ('auto', 'views', 'indexed')
 DEFAULT_GATE = dict(type='DoubleConvGAPGate')
 MAX_CACHED_LAYOUTS = 32
+#: The geometry of a 1x1 convolution (low-rank experts on the stem's map).
+POINTWISE = ChainAxis((AxisGeometry(), ))
 logger = logging.getLogger('moe_seg_plugin')
 
 IntPair = Union[int, Sequence[int]]
@@ -145,6 +148,13 @@ class PatchConvMoE(nn.Module):
             one convolution; in training too, where it measured 1.2-1.6x
             the dense layer's step against 1.8-2.3x unmerged). An attribute
             that may be changed on the built layer. Default: True.
+        expert_rank (int, optional): Low-rank experts (with
+            ``expert_scope='conv'``): one shared convolution of the replaced
+            one's geometry to ``expert_rank`` channels runs on the whole
+            map, and the experts are 1x1 convolutions from those to the
+            output channels (merged per patch like any conv-scope
+            experts). Parameters: r * C_in * kh * kw + N * C_out * r.
+            Default: None (full experts).
 
     Loading a state dict that holds the *dense* module's weights under this
     layer's prefix (a stock checkpoint) upcycles them: with
@@ -172,7 +182,8 @@ class PatchConvMoE(nn.Module):
                  capacity_factor: Optional[float] = None,
                  dispatch: str = 'auto',
                  expert_scope: str = 'module',
-                 merge_experts: bool = True) -> None:
+                 merge_experts: bool = True,
+                 expert_rank: Optional[int] = None) -> None:
         super().__init__()
         if not isinstance(module, nn.Module):
             raise ValueError(f'module must be an nn.Module (the convolution '
@@ -220,6 +231,20 @@ class PatchConvMoE(nn.Module):
         if not isinstance(merge_experts, bool):
             raise ValueError(f'merge_experts must be True or False, got '
                              f'{merge_experts!r}')
+        if expert_rank is not None and (
+                not isinstance(expert_rank, int)
+                or isinstance(expert_rank, bool) or expert_rank < 1):
+            raise ValueError(f'expert_rank must be an int >= 1 (or None), '
+                             f'got {expert_rank!r}')
+        if expert_rank is not None and expert_scope != 'conv':
+            raise ValueError(
+                "expert_rank: low-rank experts replace the convolution "
+                "only; set expert_scope='conv' with it")
+        if expert_rank is not None and expert_init == 'copy':
+            raise ValueError(
+                "expert_rank: expert_init='copy' copies the dense weights, "
+                "which low-rank experts cannot hold; use "
+                "expert_init='random'")
         if noisy_gating and not noise_std > 0:
             raise ValueError(
                 f'noise_std must be > 0 with noisy_gating, got {noise_std!r}')
@@ -239,8 +264,14 @@ class PatchConvMoE(nn.Module):
         source, tail = module, None
         #: Conv scope: the convolution's path in the module; else None.
         self.conv_path: Optional[str] = None
+        self.expert_rank = expert_rank
+        #: Low-rank experts: the shared convolution to ``expert_rank``
+        #: channels before them; else None.
+        self.stem: Optional[nn.Module] = None
         if expert_scope == 'conv':
             self.conv_path, source, tail = split_conv_scope(module)
+        if expert_rank is not None:
+            self.stem, source = low_rank_parts(source, expert_rank)
         #: The class of the module the layer replaces, for messages.
         self.replaced_type = type(module).__name__
         self._dense_keys = tuple(module.state_dict().keys())
@@ -325,6 +356,27 @@ class PatchConvMoE(nn.Module):
             self._warn_clipped(layout, height, width)
         self._layouts[key] = layout  # most recently used last
         return layout
+
+    def expert_layout(self, layout: PatchLayout) -> PatchLayout:
+        """The layout the experts run in: ``layout`` itself, or for
+        low-rank experts the same patches on the stem's output, each
+        window its patch (1x1 experts)."""
+        if self.stem is None:
+            return layout
+        key = ('stem', ) + tuple(layout.out_size)
+        found = self._layouts.get(key)
+        if found is None:
+            grid = self.grid or (None, None)
+            size = self.patch_size or (None, None)
+            found = PatchLayout(
+                axis_layout(POINTWISE, layout.out_size[0], grid[0], size[0],
+                            'height'),
+                axis_layout(POINTWISE, layout.out_size[1], grid[1], size[1],
+                            'width'))
+            if len(self._layouts) >= MAX_CACHED_LAYOUTS:
+                self._layouts.pop(next(iter(self._layouts)))
+            self._layouts[key] = found
+        return found
 
     def _warn_clipped(self, layout: PatchLayout, height: int,
                       width: int) -> None:
@@ -426,6 +478,8 @@ class PatchConvMoE(nn.Module):
         self.last_routing = RoutingRecord(**vars(choice),
                                           **vars(layout.placement(batch)),
                                           kept=groups.kept)
+        if self.stem is not None:  # low-rank: the experts' input
+            x, layout = self.stem(x), self.expert_layout(layout)
         merged = self.expert_scope == 'conv' and self.merge_experts
         # Merged patch by patch, a batch norm and ReLU tail folds into the
         # kernels (not under shared experts, which add before the tail).
@@ -523,7 +577,8 @@ class PatchConvMoE(nn.Module):
         state.setdefault('dispatch', 'auto')
         for key, value in (('expert_scope', 'module'),
                            ('merge_experts', True), ('conv_path', None),
-                           ('tail', None)):
+                           ('tail', None), ('expert_rank', None),
+                           ('stem', None)):
             state.setdefault(key, value)
         super().__setstate__(state)
 
@@ -549,6 +604,8 @@ class PatchConvMoE(nn.Module):
             capacity += (f', expert_scope={self.expert_scope!r}' +
                          ('' if self.merge_experts else
                           ', merge_experts=False'))
+        if self.expert_rank is not None:
+            capacity += f', expert_rank={self.expert_rank}'
         return (f'num_experts={self.num_experts}, top_k={self.top_k}, '
                 f'{split}, num_shared_experts={len(self.shared_experts)}'
                 f'{capacity}')

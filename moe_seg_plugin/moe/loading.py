@@ -56,8 +56,9 @@ def dense_entries(layer: nn.Module) -> Dict[str, Tensor]:
     """The layer's tensors as the dense module it replaced names them
     (its first expert's; with the conv scope, and the tail's)."""
     path = layer.conv_path
-    entries = {(f'{path}.{key}' if path else key): value
-               for key, value in layer.experts[0].state_dict().items()}
+    entries = {} if layer.stem is not None else {  # low-rank: no conv
+        (f'{path}.{key}' if path else key): value
+        for key, value in layer.experts[0].state_dict().items()}
     if layer.tail is not None:
         entries.update(layer.tail.state_dict())
     return entries

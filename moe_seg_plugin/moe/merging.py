@@ -67,6 +67,35 @@ def split_conv_scope(module: nn.Module) -> Tuple[str, nn.Conv2d, nn.Module]:
     return path, conv, tail
 
 
+def low_rank_parts(conv: nn.Conv2d, rank: int) -> Tuple[nn.Conv2d, nn.Conv2d]:
+    """Low-rank experts (``expert_rank``): a shared convolution with the
+    replaced one's geometry to ``rank`` channels, and the prototype of the
+    experts, a 1x1 convolution from ``rank`` to the output channels.
+
+    Args:
+        conv (nn.Conv2d): The replaced convolution (``groups=1``).
+        rank (int): r.
+
+    Returns:
+        tuple: ``(stem, expert)``, freshly initialised.
+
+    Raises:
+        ValueError: One line, for a grouped (e.g. depthwise) convolution.
+    """
+    if conv.groups != 1:
+        raise ValueError(
+            f'expert_rank: the replaced convolution has groups={conv.groups}'
+            '; low-rank experts factor a dense convolution (groups=1): use '
+            'expert_rank=None')
+    where = dict(device=conv.weight.device, dtype=conv.weight.dtype)
+    stem = nn.Conv2d(conv.in_channels, rank, conv.kernel_size, conv.stride,
+                     conv.padding, conv.dilation, bias=False,
+                     padding_mode=conv.padding_mode, **where)
+    expert = nn.Conv2d(rank, conv.out_channels, 1,
+                       bias=conv.bias is not None, **where)
+    return stem, expert
+
+
 def merge_kernels(experts: Sequence[nn.Conv2d], chosen: Tensor,
                   weights: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
     """Each patch's kernel: its chosen experts' kernels, weighted, summed.

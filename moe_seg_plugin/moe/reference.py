@@ -55,6 +55,8 @@ def naive_forward(layer: PatchConvMoE, x: Tensor) -> Tensor:
     """
     layout = layer.layout(x.shape[2], x.shape[3])
     record = layer.route(layer.gate(x, layout.cell_means))
+    if layer.stem is not None:  # low-rank experts: on the stem's output
+        x, layout = layer.stem(x), layer.expert_layout(layout)
     patches = all_patches(layout, x.shape[0], x.device)
     windows = gather_windows(x, layout, patches)
     weights = dense_weights(record, layer.num_experts)

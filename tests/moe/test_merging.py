@@ -322,3 +322,85 @@ def test_the_naive_reference_applies_the_tail(dispatch, train):
     x = torch.randn(2, 6, 19, 19)
     with torch.no_grad():
         assert torch.allclose(layer(x), naive_forward(layer, x), atol=1e-5)
+
+
+# Low-rank experts (expert_rank): a shared convolution to r channels, then
+# 1x1 experts r -> C_out, merged per patch.
+
+@pytest.mark.parametrize('shape,kernel,stride,dilation,grid,bias',
+                         GEOMETRIES)
+def test_low_rank_merged_unmerged_and_naive_agree(dispatch, shape, kernel,
+                                                  stride, dilation, grid,
+                                                  bias):
+    torch.manual_seed(10)
+    module = conv_module(kernel=kernel, stride=stride, dilation=dilation,
+                         bias=bias).eval()
+    layer = PatchConvMoE(module, num_experts=4, top_k=2, grid=grid,
+                         expert_scope='conv', expert_rank=3).eval()
+    spread(layer)
+    x = torch.randn(shape)
+    with torch.no_grad():
+        merged = layer(x)
+        layer.merge_experts = False
+        unmerged = layer(x)
+        naive = naive_forward(layer, x)
+    assert merged.shape == module(x).shape
+    assert torch.allclose(merged, unmerged, atol=1e-5)
+    assert torch.allclose(merged, naive, atol=1e-5)
+
+
+def test_one_low_rank_expert_is_its_stem_then_its_map(dispatch):
+    torch.manual_seed(11)
+    module = conv_module(stride=2, bias=True).train()
+    layer = PatchConvMoE(module, num_experts=1, top_k=1, expert_scope='conv',
+                         expert_rank=4).train()
+    x = torch.randn(2, 6, 21, 17)
+    expected = layer.tail(layer.experts[0](layer.stem(x)))
+    layer.tail.bn.reset_running_stats()
+    assert torch.allclose(layer(x), expected, atol=1e-5)
+
+
+def test_low_rank_parameters_by_hand():
+    module = conv_module(cin=16, cout=32, kernel=3, bias=True)
+    layer = PatchConvMoE(module, num_experts=8, expert_scope='conv',
+                         expert_rank=4)
+    own = (sum(p.numel() for p in layer.stem.parameters()) +
+           sum(p.numel() for p in layer.experts.parameters()))
+    assert own == 4 * 16 * 3 * 3 + 8 * (32 * 4 + 32)  # stem + 8 x (map, bias)
+    assert "expert_scope='conv', expert_rank=4" in repr(layer)
+
+
+@pytest.mark.parametrize('settings,message', [
+    (dict(expert_rank=4), "set expert_scope='conv'"),
+    (dict(expert_rank=0, expert_scope='conv'), 'expert_rank must be'),
+    (dict(expert_rank=4, expert_scope='conv', expert_init='copy'),
+     "use expert_init='random'"),
+])
+def test_bad_low_rank_settings(settings, message):
+    with pytest.raises(ValueError, match=message):
+        PatchConvMoE(conv_module(), **settings)
+
+
+def test_a_grouped_convolution_has_no_low_rank_form():
+    depthwise = nn.Conv2d(6, 6, 3, padding=1, groups=6)
+    with pytest.raises(ValueError, match='groups=6'):
+        PatchConvMoE(depthwise, expert_scope='conv', expert_rank=2)
+
+
+def test_a_stock_checkpoint_is_dropped_not_refused_by_low_rank(caplog):
+    module = conv_module()
+    layer = PatchConvMoE(module, num_experts=2, expert_scope='conv',
+                         expert_rank=2)
+    with caplog.at_level(logging.WARNING, logger='moe_seg_plugin'):
+        layer.load_state_dict(module.state_dict(), strict=False)
+    assert "expert_init='random' they are not used" in caplog.text
+
+
+def test_low_rank_training_reaches_stem_experts_and_gate(dispatch):
+    torch.manual_seed(12)
+    layer = PatchConvMoE(conv_module(), num_experts=4, top_k=2,
+                         expert_scope='conv', expert_rank=3).train()
+    spread(layer)
+    layer(torch.randn(2, 6, 18, 18)).square().mean().backward()
+    for module in (layer.stem, layer.experts[0], layer.gate.convs[0]):
+        assert module.weight.grad.abs().sum() > 0
