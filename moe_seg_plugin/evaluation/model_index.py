@@ -91,7 +91,7 @@ def moe_settings(model) -> Dict[str, object]:
         return f'{layer.patch_size[0]}x{layer.patch_size[1]} px'
 
     every = list(layers.values())
-    return {
+    settings = {
         'MoE Layers': list(layers),
         'MoE Experts': agreed([layer.num_experts for layer in every]),
         'MoE Top-k': agreed([layer.top_k for layer in every]),
@@ -106,6 +106,16 @@ def moe_settings(model) -> Dict[str, object]:
             [len(layer.shared_experts) for layer in every]),
         'MoE Expert Init': agreed([layer.expert_init for layer in every]),
     }
+    # Listed where it is not the paper's (module experts), so that the
+    # entries of the paper's formulation stay as they were.
+    scopes = [
+        layer.expert_scope + ('' if layer.expert_rank is None else
+                              f' (rank {layer.expert_rank})')
+        for layer in every
+    ]
+    if any(scope != 'module' for scope in scopes):
+        settings['MoE Expert Scope'] = agreed(scopes)
+    return settings
 
 
 def crop_size(cfg) -> List[int]:

@@ -100,6 +100,20 @@ def test_settings_of_a_moe_config(index):
     assert meta['Parameters (M)'] > 0 and meta['FLOPs (G)'] > 0
 
 
+def test_formulation_configs_list_their_expert_scope(index):
+    entries = _by_config(index)
+    folder = 'configs/ablations/formulation/'
+    merged = entries[f'{folder}patchmoe-merged_erfnet_fcn_4xb4-160k_'
+                     'cityscapes-512x1024.py']['Metadata']
+    low_rank = entries[f'{folder}patchmoe-lowrank32_pspnet_r18-d8_4xb2-80k_'
+                       'cityscapes-512x1024.py']['Metadata']
+    paper = entries['configs/erfnet/patchmoe_erfnet_fcn_4xb4-160k_'
+                    'cityscapes-512x1024.py']['Metadata']
+    assert merged['MoE Expert Scope'] == 'conv'
+    assert low_rank['MoE Expert Scope'] == 'conv (rank 32)'
+    assert 'MoE Expert Scope' not in paper
+
+
 def test_architecture_names():
     assert architecture_of('deeplabv3plus/patchmoe_deeplabv3plus_r18.py') \
         == 'DeepLabV3+'
