@@ -341,19 +341,25 @@ class PatchConvMoE(nn.Module):
                     'loss (MoESwitchLoss, MoEImportanceLoss, ...)')
         return losses
 
-    def layout(self, height: int, width: int) -> PatchLayout:
-        """The patch layout for an input of ``height`` x ``width`` pixels."""
-        key = (height, width)
+    def layout(self, height: int, width: int,
+               pointwise: bool = False) -> PatchLayout:
+        """The patch layout for an input of ``height`` x ``width`` pixels
+        (with ``pointwise``, for 1x1 experts on a map of that size: each
+        window its patch); the last ``MAX_CACHED_LAYOUTS`` are kept."""
+        key = (height, width, pointwise)
         layout = self._layouts.pop(key, None)
         if layout is None:
             grid = self.grid or (None, None)
             size = self.patch_size or (None, None)
+            rows, cols = ((POINTWISE, POINTWISE) if pointwise else
+                          (self.rows, self.cols))
             layout = PatchLayout(
-                axis_layout(self.rows, height, grid[0], size[0], 'height'),
-                axis_layout(self.cols, width, grid[1], size[1], 'width'))
+                axis_layout(rows, height, grid[0], size[0], 'height'),
+                axis_layout(cols, width, grid[1], size[1], 'width'))
             if len(self._layouts) >= MAX_CACHED_LAYOUTS:
                 self._layouts.pop(next(iter(self._layouts)))
-            self._warn_clipped(layout, height, width)
+            if not pointwise:  # (the same patches as the layer's layout)
+                self._warn_clipped(layout, height, width)
         self._layouts[key] = layout  # most recently used last
         return layout
 
@@ -363,20 +369,7 @@ class PatchConvMoE(nn.Module):
         window its patch (1x1 experts)."""
         if self.stem is None:
             return layout
-        key = ('stem', ) + tuple(layout.out_size)
-        found = self._layouts.get(key)
-        if found is None:
-            grid = self.grid or (None, None)
-            size = self.patch_size or (None, None)
-            found = PatchLayout(
-                axis_layout(POINTWISE, layout.out_size[0], grid[0], size[0],
-                            'height'),
-                axis_layout(POINTWISE, layout.out_size[1], grid[1], size[1],
-                            'width'))
-            if len(self._layouts) >= MAX_CACHED_LAYOUTS:
-                self._layouts.pop(next(iter(self._layouts)))
-            self._layouts[key] = found
-        return found
+        return self.layout(*layout.out_size, pointwise=True)
 
     def _warn_clipped(self, layout: PatchLayout, height: int,
                       width: int) -> None:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .experts import stage_steps
+from .routing import weight_matrix
 
 EXPERT_SCOPES = ('module', 'conv')
 
@@ -112,8 +113,7 @@ def merge_kernels(experts: Sequence[nn.Conv2d], chosen: Tensor,
         tuple: The kernels (T, C_out, C_in / groups, kh, kw) and biases
         (T, C_out), or None where the convolutions have no bias.
     """
-    mixing = weights.new_zeros((chosen.shape[0], len(experts)))
-    mixing = mixing.scatter_add(1, chosen, weights)
+    mixing = weight_matrix(chosen, weights, len(experts))
     kernels = torch.stack([expert.weight for expert in experts])
     merged = (mixing @ kernels.flatten(1)).view(
         (-1, ) + tuple(kernels.shape[1:]))

@@ -14,13 +14,13 @@ baseline.
 from typing import Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .dispatch import gather_windows, put_back
 from .experts import run_expert
 from .layer import PatchConvMoE
 from .patches import all_patches
-from .routing import RoutingRecord, TopK
+from .routing import RoutingRecord, TopK, weight_matrix
 
 
 def dense_weights(record: Union[TopK, RoutingRecord],
@@ -36,8 +36,7 @@ def dense_weights(record: Union[TopK, RoutingRecord],
     Returns:
         Tensor: (T, N).
     """
-    weights = record.weights.new_zeros(record.weights.shape[0], num_experts)
-    return weights.scatter(1, record.experts, record.weights)
+    return weight_matrix(record.experts, record.weights, num_experts)
 
 
 def naive_forward(layer: PatchConvMoE, x: Tensor) -> Tensor:
@@ -91,3 +90,22 @@ def spread_bias(num_patches: int, num_experts: int, top_k: int,
         for rank in range(top_k):
             bias[patch, (patch * top_k + rank) % num_experts] = scale
     return bias
+
+
+@torch.no_grad()
+def randomise_batch_norms(module: nn.Module) -> nn.Module:
+    """Give every batch norm in ``module`` running statistics and affine
+    terms away from 0 and 1 (means in [-1, 1], variances in [0.5, 2],
+    scales in [0.5, 1.5], shifts in [-0.5, 0.5]), so that a norm applied
+    in the wrong place shows. For tests.
+
+    Returns:
+        nn.Module: ``module``, changed in place.
+    """
+    for sub in module.modules():
+        if isinstance(sub, nn.BatchNorm2d):
+            sub.running_mean.uniform_(-1, 1)
+            sub.running_var.uniform_(0.5, 2)
+            sub.weight.uniform_(0.5, 1.5)
+            sub.bias.uniform_(-0.5, 0.5)
+    return module

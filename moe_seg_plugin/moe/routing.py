@@ -182,6 +182,23 @@ def top_k_route(logits: Tensor,
     return RoutingRecord(**vars(choice), grid=(0, 0, 0))
 
 
+def weight_matrix(experts: Tensor, weights: Tensor,
+                  num_experts: int) -> Tensor:
+    """Top-k routing as a (T, N) matrix: each patch's mixing weight of
+    each expert, zero where the expert was not chosen.
+
+    Args:
+        experts (Tensor): (T, k) each patch's experts (distinct per row).
+        weights (Tensor): (T, k) their weights.
+        num_experts (int): N.
+
+    Returns:
+        Tensor: (T, N).
+    """
+    matrix = weights.new_zeros(weights.shape[0], num_experts)
+    return matrix.scatter(1, experts, weights)
+
+
 def count_values(values: Tensor, size: int) -> Tensor:
     """How often each of 0 .. size - 1 appears in ``values`` (any shape; an
     expert per slot, say), as a long tensor (size,) on its device: a

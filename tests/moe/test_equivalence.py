@@ -7,22 +7,12 @@ from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
 from torch import nn
 
 from moe_seg_plugin.moe import PatchConvMoE
+from moe_seg_plugin.moe.reference import randomise_batch_norms
 
 #: Every test runs with both dispatches (tests/moe/conftest.py).
 pytestmark = pytest.mark.usefixtures('dispatch')
 
 SIZES = [(37, 53), (16, 16), (9, 31)]
-
-
-def _randomise_bn(module: nn.Module) -> nn.Module:
-    """Give batch norms non-trivial running statistics and affine terms."""
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    return module
 
 
 def _single_expert(module: nn.Module, **kwargs) -> PatchConvMoE:
@@ -57,7 +47,7 @@ def test_conv2d_equals_dense(kernel, dilation, stride, grid):
 @pytest.mark.parametrize('stride', [1, 2])
 @pytest.mark.parametrize('dilation', [1, 6])
 def test_conv_module_bn_relu_equals_dense(stride, dilation):
-    conv = _randomise_bn(
+    conv = randomise_batch_norms(
         ConvModule(6, 8, 3, stride=stride, dilation=dilation,
                    padding=dilation, norm_cfg=dict(type='BN'),
                    act_cfg=dict(type='ReLU')))
@@ -68,7 +58,7 @@ def test_conv_module_bn_relu_equals_dense(stride, dilation):
 
 @pytest.mark.parametrize('dilation', [1, 2, 6])
 def test_depthwise_separable_equals_dense(dilation):
-    conv = _randomise_bn(
+    conv = randomise_batch_norms(
         DepthwiseSeparableConvModule(
             6, 8, 3, dilation=dilation, padding=dilation,
             norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU')))
@@ -79,7 +69,7 @@ def test_depthwise_separable_equals_dense(dilation):
 def test_sequential_with_inner_padding_equals_dense():
     """Two padded convs in a row: the second must see zeros, not the first
     conv's response to zeros, outside the image."""
-    seq = _randomise_bn(
+    seq = randomise_batch_norms(
         nn.Sequential(
             ConvModule(4, 6, 3, padding=1, norm_cfg=dict(type='BN')),
             ConvModule(6, 5, 3, stride=2, padding=2, dilation=2,
@@ -107,7 +97,7 @@ def test_unpadded_and_same_padding_convs_equal_dense():
 @pytest.mark.parametrize('num_shared', [0, 1])
 def test_forced_expert_equals_dense(num_shared):
     """All patches forced to one expert with weight 1 is that expert."""
-    conv = _randomise_bn(
+    conv = randomise_batch_norms(
         ConvModule(6, 8, 3, padding=1, norm_cfg=dict(type='BN')))
     moe = PatchConvMoE(conv, num_experts=4, top_k=2, grid=(3, 3)).eval()
     moe.experts[2].load_state_dict(conv.state_dict())
@@ -179,7 +169,7 @@ def test_windowed_conv2d_equals_dense(kernel, dilation, stride, grid):
 @pytest.mark.parametrize('split', [dict(grid=(3, 4)),
                                    dict(grid=None, patch_size=(5, 11))])
 def test_windowed_modules_equal_dense(make, split):
-    module = _randomise_bn(make())
+    module = randomise_batch_norms(make())
     moe = _windowed(module, 2, **split)
     for size in SIZES:
         _assert_same(moe, module, torch.randn(2, 6, *size))

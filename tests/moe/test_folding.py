@@ -8,16 +8,7 @@ from torch import nn
 from moe_seg_plugin.moe import PatchConvMoE
 from moe_seg_plugin.moe.experts import run_expert
 from moe_seg_plugin.moe.folding import fold_plan, run_folded
-
-
-def _randomise_bn(module: nn.Module) -> nn.Module:
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    return module
+from moe_seg_plugin.moe.reference import randomise_batch_norms
 
 
 MODULES = {
@@ -42,9 +33,9 @@ MODULES = {
 def test_folded_stage_is_the_weighted_output_before_its_relu(name):
     make, relu = MODULES[name]
     torch.manual_seed(0)
-    layer = PatchConvMoE(_randomise_bn(make()), num_experts=2, top_k=1,
-                         grid=(2, 3)).eval()
-    _randomise_bn(layer)
+    layer = PatchConvMoE(randomise_batch_norms(make()), num_experts=2,
+                         top_k=1, grid=(2, 3)).eval()
+    randomise_batch_norms(layer)
     layout = layer.layout(30, 45)  # 15x15 patches: weights smaller
     expert, steps = layer.experts[1], layer.expert_steps
     plan = fold_plan(expert, steps, layout)

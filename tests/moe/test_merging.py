@@ -11,7 +11,8 @@ from torch import nn
 
 from moe_seg_plugin.moe import PatchConvMoE
 from moe_seg_plugin.moe.merging import merge_kernels, split_conv_scope
-from moe_seg_plugin.moe.reference import naive_forward
+from moe_seg_plugin.moe.reference import (naive_forward,
+                                          randomise_batch_norms, spread_bias)
 
 BN = dict(type='BN')
 
@@ -20,19 +21,8 @@ def conv_module(cin=6, cout=5, kernel=3, stride=1, dilation=1, bias=False):
     module = ConvModule(cin, cout, kernel, stride=stride,
                         padding=dilation * (kernel // 2), dilation=dilation,
                         bias=bias, norm_cfg=BN, act_cfg=dict(type='ReLU'))
-    randomise_norms(module)
+    randomise_batch_norms(module)
     return module
-
-
-def randomise_norms(module: nn.Module) -> None:
-    """Running statistics and affine parameters away from 0 / 1, so a norm
-    applied per expert or once differ."""
-    for sub in module.modules():
-        if isinstance(sub, nn.BatchNorm2d):
-            sub.running_mean.uniform_(-0.5, 0.5)
-            sub.running_var.uniform_(0.5, 2.0)
-            nn.init.uniform_(sub.weight, 0.5, 1.5)
-            nn.init.uniform_(sub.bias, -0.3, 0.3)
 
 
 def spread(layer: PatchConvMoE) -> None:
@@ -40,9 +30,8 @@ def spread(layer: PatchConvMoE) -> None:
     of them the same way, which would leave merging little to do)."""
 
     def offset(module, args, logits):
-        order = torch.arange(logits.shape[0])[:, None]
-        experts = torch.arange(logits.shape[1])[None]
-        return logits + 5.0 * ((order + experts) % logits.shape[1] == 0)
+        return logits + spread_bias(logits.shape[0], layer.num_experts,
+                                    layer.top_k, scale=20.0)
 
     layer.gate.register_forward_hook(offset)
 
@@ -133,7 +122,7 @@ def test_one_expert_equals_the_module(dispatch, make, merge):
     the mixed map, which is the module's conv output)."""
     torch.manual_seed(1)
     module = make()
-    randomise_norms(module)
+    randomise_batch_norms(module)
     layer = PatchConvMoE(module, num_experts=1, top_k=1, expert_scope='conv',
                          expert_init='copy', init_noise=0.0,
                          merge_experts=merge)

@@ -7,19 +7,11 @@ from torch import nn
 
 from moe_seg_plugin.moe import PatchConvMoE
 from moe_seg_plugin.moe.reference import (dense_weights, naive_forward,
-                                          spread_bias)
+                                          randomise_batch_norms, spread_bias)
 from moe_seg_plugin.moe.routing import top_k_route
 
 #: Every test runs with both dispatches (tests/moe/conftest.py).
 pytestmark = pytest.mark.usefixtures('dispatch')
-
-
-def _randomise_bn(module: nn.Module) -> nn.Module:
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-    return module
 
 
 def _spread(layer: PatchConvMoE, patches: int) -> None:
@@ -50,9 +42,9 @@ MODULES = {
 def test_sparse_output_equals_naive(module, num_experts, top_k, shared):
     torch.manual_seed(0)
     layer = PatchConvMoE(
-        _randomise_bn(MODULES[module]()), num_experts=num_experts,
+        randomise_batch_norms(MODULES[module]()), num_experts=num_experts,
         top_k=top_k, grid=(3, 4), num_shared_experts=shared).eval()
-    _randomise_bn(layer)
+    randomise_batch_norms(layer)
     x = torch.randn(2, 5, 23, 30)
     _spread(layer, 2 * 12)
     with torch.no_grad():
@@ -97,11 +89,11 @@ def _grads(layer: PatchConvMoE, x: torch.Tensor, out: torch.Tensor) -> dict:
 def test_gradients_equal_naive(module, train, num_experts):
     """With 2 experts and k=2 both take every patch (whole-map calls)."""
     torch.manual_seed(2)
-    layer = PatchConvMoE(_randomise_bn(MODULES[module]()),
+    layer = PatchConvMoE(randomise_batch_norms(MODULES[module]()),
                          num_experts=num_experts, top_k=2, grid=(3, 3),
                          num_shared_experts=1)
     layer.train(train)
-    _randomise_bn(layer)
+    randomise_batch_norms(layer)
     x = torch.randn(2, 5, 19, 26, requires_grad=True)
     _spread(layer, 18)
     sparse = _grads(layer, x, layer(x))
@@ -138,7 +130,7 @@ def test_spread_bias_gives_each_patch_k_distinct_experts():
 def test_one_patch_per_expert_equals_naive(module):
     """Each expert runs on a single window."""
     torch.manual_seed(4)
-    layer = _randomise_bn(PatchConvMoE(_randomise_bn(MODULES[module]()),
+    layer = randomise_batch_norms(PatchConvMoE(randomise_batch_norms(MODULES[module]()),
                                        num_experts=9, top_k=1)).eval()
     _spread(layer, 9)
     x = torch.randn(1, 5, 20, 23)
@@ -160,7 +152,7 @@ def test_a_swapped_stage_module_is_used():
     with torch.no_grad():
         before = layer(x)
         for expert in layer.experts:
-            expert[1] = _randomise_bn(nn.BatchNorm2d(3)).eval()
+            expert[1] = randomise_batch_norms(nn.BatchNorm2d(3)).eval()
         after = layer(x)
         expected = naive_forward(layer, x)
     assert not torch.allclose(before, after, atol=1e-3)
