@@ -464,16 +464,20 @@ class PatchConvMoE(nn.Module):
                  and (self.dispatch == 'views' or x.device.type == 'cpu')
                  and not (torch.jit.is_tracing()
                           or torch.compiler.is_compiling()))
-        groups = group_by_expert(choice.experts, choice.weights,
-                                 self.num_experts, self._forced_expert,
-                                 capacity, on_host=views)
+        merged = self.expert_scope == 'conv' and self.merge_experts
+        # Merged kernels read the choice itself: off the views path and
+        # without capacity, nothing to group (no host sync; the graph an
+        # export traces has no data-dependent shapes).
+        groups = (None if merged and not views and capacity is None else
+                  group_by_expert(choice.experts, choice.weights,
+                                  self.num_experts, self._forced_expert,
+                                  capacity, on_host=views))
         # The record's fields: the choice's, the layout's and the grouping's.
-        self.last_routing = RoutingRecord(**vars(choice),
-                                          **vars(layout.placement(batch)),
-                                          kept=groups.kept)
+        self.last_routing = RoutingRecord(
+            **vars(choice), **vars(layout.placement(batch)),
+            kept=None if groups is None else groups.kept)
         if self.stem is not None:  # low-rank: the experts' input
             x, layout = self.stem(x), self.expert_layout(layout)
-        merged = self.expert_scope == 'conv' and self.merge_experts
         # Merged patch by patch, a batch norm and ReLU tail folds into the
         # kernels (not under shared experts, which add before the tail).
         tail = (tail_affine(self.tail)
@@ -484,8 +488,10 @@ class PatchConvMoE(nn.Module):
                                      layout, groups, keep_channels_last,
                                      merged, tail)
         elif merged:
-            out = run_merged(self.experts, x, layout, choice.experts,
-                             groups.weights, views, keep_channels_last)
+            out = run_merged(
+                self.experts, x, layout, choice.experts,
+                choice.weights if groups is None else groups.weights, views,
+                keep_channels_last)
         elif views:
             # A final ReLU of the experts is the mix's to apply (saves each
             # output's gradient buffer, see MixIntoMap).

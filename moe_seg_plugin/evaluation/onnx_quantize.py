@@ -1,0 +1,159 @@
+"""INT8 static post-training quantization of an exported graph
+(onnxruntime's quantization tools), and what it does to the routing.
+
+:func:`quantize_int8` calibrates activation ranges on given images
+(min/max) and stores weights as signed 8-bit integers (per output
+channel) and activations as unsigned ones (the U8S8 pairing that x86 CPUs'
+integer kernels take) in the QDQ format: QuantizeLinear / DequantizeLinear
+pairs that onnxruntime fuses into integer kernels. The gates' top-k
+choices stay integer indices; :func:`with_routing_outputs` makes them graph
+outputs so that :func:`routing_change` can count the patches whose chosen
+experts differ between two graphs.
+"""
+import contextlib
+import logging
+import os
+import os.path as osp
+import tempfile
+from typing import Iterator, List, Sequence
+
+import numpy as np
+from torch import Tensor
+
+#: What the quantized graph's weights and activations are.
+QUANT_SETTINGS = ('QDQ, per-channel int8 weights, uint8 activations, '
+                  'min/max calibration')
+
+
+def with_routing_outputs(model):
+    """A copy of an ONNX model whose gates' top-k indices are outputs too.
+
+    Args:
+        model (onnx.ModelProto): An exported graph.
+
+    Returns:
+        tuple: The copy, and the names of the added outputs (one per TopK
+        node, in graph order: one per MoE layer).
+    """
+    import onnx
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    names = [node.output[1] for node in copy.graph.node
+             if node.op_type == 'TopK']
+    known = {output.name for output in copy.graph.output}
+    for name in names:
+        if name not in known:
+            copy.graph.output.append(
+                onnx.helper.make_tensor_value_info(name,
+                                                   onnx.TensorProto.INT64,
+                                                   None))
+    return copy, names
+
+
+def without_outputs(model, names: Sequence[str]):
+    """A copy of an ONNX model without the outputs ``names`` (the
+    deployable graph once the routing was checked)."""
+    import onnx
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    kept = [output for output in copy.graph.output
+            if output.name not in set(names)]
+    del copy.graph.output[:]
+    copy.graph.output.extend(kept)
+    return copy
+
+
+class _Calibration:
+    """onnxruntime's calibration reader over a list of images."""
+
+    def __init__(self, input_name: str, images: Sequence[Tensor]) -> None:
+        self.feeds = iter([{input_name: image.cpu().numpy()}
+                           for image in images])
+
+    def get_next(self):
+        return next(self.feeds, None)
+
+    def rewind(self) -> None:  # read once
+        pass
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def quantize_int8(model, out: str, images: Sequence[Tensor]):
+    """Quantize ``model`` statically, calibrated on ``images``.
+
+    Args:
+        model (onnx.ModelProto): The FP32 graph (extra outputs are kept).
+        out (str): Where the INT8 graph is written.
+        images (list[Tensor]): Calibration inputs (1, 3, H, W).
+
+    Returns:
+        onnx.ModelProto: The INT8 graph (as written).
+    """
+    import onnx
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    if not images:
+        raise ValueError('quantize_int8: no calibration images')
+    with tempfile.TemporaryDirectory() as tmp:
+        source = osp.join(tmp, 'fp32.onnx')
+        prepared = osp.join(tmp, 'prepared.onnx')
+        onnx.save(model, source)
+        # Shape inference and graph optimisation first, as onnxruntime
+        # recommends for static quantization.
+        quant_pre_process(source, prepared, skip_symbolic_shape=True)
+        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+        with _quiet_root_logger():  # a warning per 1-d weight (norms)
+            quantize_static(prepared, out,
+                        _Calibration(model.graph.input[0].name, images),
+                            quant_format=QuantFormat.QDQ,
+                            per_channel=True,
+                            activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
+    return onnx.load(out)
+
+
+def routing_change(reference, other, names: Sequence[str],
+                   images: Sequence[Tensor]) -> List[float]:
+    """Per TopK output: the share of patches whose set of chosen experts
+    differs between two sessions, over ``images``.
+
+    Args:
+        reference, other (onnxruntime.InferenceSession): Sessions of graphs
+            with the routing outputs ``names``.
+        names (list[str]): The routing outputs.
+        images (list[Tensor]): Inputs (1, 3, H, W).
+
+    Returns:
+        list[float]: One share per name.
+    """
+    changed = np.zeros(len(names))
+    total = np.zeros(len(names))
+    input_name = reference.get_inputs()[0].name
+    for image in images:
+        feed = {input_name: image.cpu().numpy()}
+        want = reference.run(list(names), feed)
+        got = other.run(list(names), feed)
+        for index, (a, b) in enumerate(zip(want, got)):
+            a = np.sort(a.reshape(-1, a.shape[-1]), axis=-1)
+            b = np.sort(b.reshape(-1, b.shape[-1]), axis=-1)
+            changed[index] += (a != b).any(axis=-1).sum()
+            total[index] += a.shape[0]
+    return [float(c / t) for c, t in zip(changed, total)]
+
+
+__all__ = [
+    'QUANT_SETTINGS', 'with_routing_outputs', 'without_outputs',
+    'quantize_int8', 'routing_change'
+]
