@@ -145,7 +145,7 @@ def preprocessed_images(cfg: Config, loader: str, count: int,
                         shape: Optional[Tuple[int, int]] = None
                         ) -> List[Tensor]:
     """``count`` images of a loader's data set spread over it, through the
-    config's test pipeline and data preprocessor (no augmentation).
+    test loader's pipeline and the data preprocessor (no augmentation).
 
     Args:
         cfg (Config): The config.
@@ -171,7 +171,8 @@ def preprocessed_images(cfg: Config, loader: str, count: int,
     check_data_roots(cfg, [loader])
     init_default_scope('mmseg')
     dataset_cfg = copy.deepcopy(cfg[loader].dataset)
-    dataset_cfg.pipeline = copy.deepcopy(cfg.test_pipeline)
+    # The test loop's own pipeline (what --cfg-options made of it).
+    dataset_cfg.pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
     dataset = DATASETS.build(dataset_cfg)
     if len(dataset) == 0:
         raise SetupError(f'{loader}.dataset: no images')

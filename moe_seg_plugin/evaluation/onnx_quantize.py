@@ -41,12 +41,16 @@ def with_routing_outputs(model):
     names = [node.output[1] for node in copy.graph.node
              if node.op_type == 'TopK']
     known = {output.name for output in copy.graph.output}
+    # Their types and shapes as ONNX's shape inference gives them.
+    inferred = {
+        info.name: info
+        for info in onnx.shape_inference.infer_shapes(copy).graph.value_info
+    }
     for name in names:
         if name not in known:
             copy.graph.output.append(
-                onnx.helper.make_tensor_value_info(name,
-                                                   onnx.TensorProto.INT64,
-                                                   None))
+                inferred.get(name) or onnx.helper.make_tensor_value_info(
+                    name, onnx.TensorProto.INT64, None))
     return copy, names
 
 
