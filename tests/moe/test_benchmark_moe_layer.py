@@ -43,7 +43,7 @@ def test_tiny_sweep_writes_tables_and_figures(tool, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert '### erfnet: `decode_head.convs.0`' in printed
     # N=8 and N=32 were not run: the targets say so instead of guessing.
-    assert 'moe/dense at N=8, k=2 (<= 2.5; conv scope <= 1.2)' in printed
+    assert 'moe/dense at N=8, k=2 (<= 2.5; merged, low-rank <= 1.2)' in printed
     assert printed.count('not measured') == 2 * 3  # both modes
 
 
@@ -91,27 +91,36 @@ def test_each_scope_gets_its_rows_where_the_module_supports_it(
     assert tool.main([
         '--archs', 'erfnet', 'deeplabv3plus', '--shape', '64', '128',
         '--experts', '2', '--top-k', '2', '--modes', 'forward', '--repeats',
-        '1', '--threads', '1', '--scopes', 'module', 'conv', '--out',
-        str(out)
+        '1', '--threads', '1', '--scopes', 'module', 'conv', 'lowrank4',
+        '--out', str(out)
     ]) == 0
     erfnet, deeplab = json.loads(out.read_text())['results']
     assert [r['scope'] for r in erfnet['modes']['forward']] == [
-        'module', 'conv']
+        'module', 'conv', 'lowrank4']
     assert [r['scope'] for r in deeplab['modes']['forward']] == ['module']
     assert 'has 2 convolutions' in deeplab['unsupported']['conv']
     printed = capsys.readouterr().out
     assert '| erfnet | forward (eval) | conv | auto |' in printed
     assert 'conv scope not timed: ' in printed
-    assert tool.main(['--scopes', 'merged']) == 2
-    assert "--scopes: unknown ['merged']" in capsys.readouterr().err
+    assert 'has 2 convolutions' in deeplab['unsupported']['lowrank4']
+    for bad in ('merged', 'lowrank0', 'lowrank'):
+        assert tool.main(['--scopes', bad]) == 2
+        assert f"--scopes: unknown ['{bad}']" in capsys.readouterr().err
+
+
+def test_low_rank_scope_names_give_the_layer_settings(tool):
+    assert tool.scope_settings('lowrank32') == dict(expert_scope='conv',
+                                                    expert_rank=32)
+    assert tool.scope_settings('conv') == dict(expert_scope='conv')
 
 
 def test_the_merged_target_is_tighter(tool):
     rows = [dict(experts=8, top_k=2, dense_ms=20.0, moe_ms=26.0,
                  moe_over_dense=1.3, scope=scope)
-            for scope in ('module', 'conv')]
+            for scope in ('module', 'conv', 'lowrank16')]
     assert tool.over_dense(rows[:1]) == '1.30 PASS'
-    assert tool.over_dense(rows[1:]) == '1.30 FAIL'
+    assert tool.over_dense(rows[1:2]) == '1.30 FAIL'
+    assert tool.over_dense(rows[2:]) == '1.30 FAIL'
 
 
 @pytest.mark.parametrize('dense_ms,moe_ms,want', [
