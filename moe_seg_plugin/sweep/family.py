@@ -19,8 +19,10 @@ worst) by a row metric: 'mIoU', a routing statistic ('usage_entropy',
 'dominant_share', 'num_dead', 'importance_cv2') or 'mIoU_std' (the spread
 over seeds); ``best`` is 'max' or 'min'.
 
-The architectures, their paper-default MoE config per dataset and their
-placement targets are in ``configs/ablations/families/_archs.py``.
+The architectures, their paper-default MoE config per dataset, their
+placement targets and the settings each cannot have (``unavailable``: a
+sweep skips such a value there, with a warning) are in
+``configs/ablations/families/_archs.py``.
 """
 import copy
 import difflib
@@ -275,8 +277,60 @@ def _check_claim(where: str, claim: dict, values: dict) -> None:
 
 # The arch table.
 def arch_table() -> Dict[str, dict]:
-    """The arch table (``_archs.py``): arch key -> its entry."""
-    return _plain(_read_config(ARCHS_FILE)['archs'])
+    """The arch table (``_archs.py``): arch key -> its entry.
+
+    Raises:
+        SetupError: For an ``unavailable`` entry of the wrong form, naming
+            the arch and the key.
+    """
+    table = _plain(_read_config(ARCHS_FILE)['archs'])
+    for arch, entry in table.items():
+        _check_unavailable(arch, entry.get('unavailable', {}))
+    return table
+
+
+def _check_unavailable(arch: str, unavailable: dict) -> None:
+    """Refuse an ``unavailable`` entry that is not setting -> value name
+    -> reason, or whose setting is not a family value's key."""
+    where = f'arch table {ARCHS_FILE!r}: arch {arch!r}: unavailable'
+    allowed = ['placement'] + sorted(MOE_SETTINGS)
+    if not isinstance(unavailable, dict):
+        raise SetupError(f'{where}: must be dict(setting=dict(value='
+                         f"'reason', ...)), got {unavailable!r}")
+    for key, reasons in unavailable.items():
+        if key not in allowed:
+            raise SetupError(f'{where}: unknown setting {key!r}; allowed: '
+                             f'{allowed}')
+        if not isinstance(reasons, dict) or not all(
+                isinstance(reason, str) and reason
+                for reason in reasons.values()):
+            raise SetupError(f"{where}.{key}: must be dict(value='reason', "
+                             f'...) with a reason per value, got {reasons!r}')
+
+
+def unavailable_reason(arch: str, settings: dict,
+                       table: Optional[Dict[str, dict]] = None
+                       ) -> Optional[str]:
+    """Why an arch cannot have a family value's settings.
+
+    The arch entry's ``unavailable`` lists, per setting ('placement' or a
+    PatchConvMoE setting), the value names the arch cannot have and why.
+
+    Args:
+        arch (str): An arch key of the table.
+        settings (dict): A family value's settings.
+        table (dict, optional): The arch table; None to read it.
+
+    Returns:
+        str | None: 'key=value: reason' for the first setting the arch
+        cannot have; None if it can have them all.
+    """
+    unavailable = (table or arch_table())[arch].get('unavailable', {})
+    for key, value in settings.items():
+        reasons = unavailable.get(key, {})
+        if isinstance(value, str) and value in reasons:
+            return f'{key}={value!r}: {reasons[value]}'
+    return None
 
 
 def arch_names() -> List[str]:
@@ -317,16 +371,19 @@ def placement_targets(arch: str, placement: str,
 
     Returns:
         list[str] | None: The targets; None if the arch cannot have this
-        placement (its entry's ``unavailable`` says why).
+        placement (:func:`unavailable_reason` says why).
 
     Raises:
         SetupError: For a placement the arch table does not know.
     """
-    entry = (table or arch_table())[arch]
-    if placement in entry.get('unavailable', {}):
+    table = table or arch_table()
+    entry = table[arch]
+    reason = unavailable_reason(arch, dict(placement=placement), table)
+    if reason is not None:
         return None
     if placement not in entry['placement']:
-        known = list(entry['placement']) + list(entry.get('unavailable', {}))
+        known = list(entry['placement']) + list(
+            entry.get('unavailable', {}).get('placement', {}))
         raise SetupError(f'arch {arch!r}: unknown placement {placement!r}; '
                          f'allowed: {known}')
     return list(entry['placement'][placement])
@@ -341,8 +398,9 @@ def expand(family: Union[str, Family],
     """The runs of a family: the stock baselines (per arch, then seed)
     first, then per arch each value over the seeds.
 
-    A value an arch cannot have (ENet's classifier placement) is skipped
-    there, with a warning.
+    A value an arch cannot have (its entry's ``unavailable``: ENet's
+    classifier placement, conv-scope experts on DeepLabv3+ and ENet) is
+    skipped there, with a warning.
 
     Args:
         family (str | Family): The family, or its name or file.
@@ -403,13 +461,13 @@ def _check_seeds(seeds: Sequence[int]) -> List[int]:
 def _value_runs(family: Family, value: str, arch: str, seeds: List[int],
                 config: str, table: Dict[str, dict]) -> List[RunSpec]:
     """The runs of one value on one arch (none if it cannot have it)."""
-    options = value_options(family, value, arch, table)
-    if options is None:
-        reason = table[arch]['unavailable'][family.values[value]['placement']]
+    reason = unavailable_reason(arch, family.values[value], table)
+    if reason is not None:
         print_log(
             f'family {family.name!r}: value {value!r} skipped on arch '
             f'{arch!r}: {reason}', logger='current', level=logging.WARNING)
         return []
+    options = value_options(family, value, arch, table)
     return [
         RunSpec(family.name, arch, value, seed, config,
                 copy.deepcopy(options),
@@ -428,10 +486,12 @@ def value_options(family: Family, value: str, arch: str,
     types): PatchConvMoE settings plus ``targets``.
 
     Returns:
-        dict | None: The options; None if the arch cannot have the value's
-        placement.
+        dict | None: The options; None if the arch cannot have the value
+        (:func:`unavailable_reason` says why).
     """
     table = table or arch_table()
+    if unavailable_reason(arch, family.values[value], table) is not None:
+        return None
     settings = copy.deepcopy(family.values[value])
     settings.pop('from_baseline', None)
     placement = settings.pop('placement', None)
@@ -441,8 +501,6 @@ def value_options(family: Family, value: str, arch: str,
         except SetupError as exc:
             raise SetupError(f'family {family.name!r}, value {value!r}: '
                              f'{exc}') from exc
-        if targets is None:
-            return None
         settings['targets'] = targets
     targets = settings.get('targets')
     if targets is not None and targets == table[arch]['placement'].get(

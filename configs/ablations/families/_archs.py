@@ -17,8 +17,12 @@
 #              paper default), 'classifier' the head's conv_seg,
 #              'encoder' one conv late in the backbone, 'stacked' two
 #              layers at the end of the decoder.
-#   unavailable  (optional) placements the architecture cannot have, with
-#              the reason.
+#   unavailable  (optional) family settings the architecture cannot have:
+#              setting -> value -> reason, the setting 'placement' (a
+#              placement name) or a PatchConvMoE setting whose value is a
+#              name (e.g. expert_scope='conv'). A sweep skips a family
+#              value with such a setting on this architecture, and says
+#              why in one line. An entry holds for every placement.
 archs = dict(
     deeplabv3plus=dict(
         description='DeepLabv3+ ResNet-18-D8',
@@ -34,7 +38,14 @@ archs = dict(
             decoder=['decode_head.sep_bottleneck.1'],
             classifier=['decode_head.conv_seg'],
             encoder=['backbone.layer4.1.conv2'],
-            stacked=['decode_head.sep_bottleneck.1', 'decode_head.conv_seg'])),
+            stacked=['decode_head.sep_bottleneck.1', 'decode_head.conv_seg']),
+        unavailable=dict(
+            expert_scope=dict(
+                conv='its paper-default MoE layer '
+                'decode_head.sep_bottleneck.1 is a depthwise-separable '
+                'convolution (two convolutions); conv-scope experts need '
+                "one, so there its experts are module copies only "
+                "(expert_scope='module')"))),
     pspnet=dict(
         description='PSPNet ResNet-18-D8',
         configs=dict(
@@ -112,9 +123,16 @@ archs = dict(
             # ENet's decoder is split between the backbone (stage 4) and
             # the head (bottleneck 5.1): its last two decoder bottlenecks.
             stacked=['backbone.stage4.1.ext', 'decode_head.bottleneck.ext']),
-        # Placements an architecture cannot have, with the reason: a sweep
+        # Settings an architecture cannot have, with the reason: a sweep
         # skips them there (and says so).
         unavailable=dict(
-            classifier="ENet's classifier (decode_head.conv_seg) is a "
-            'transposed convolution, which PatchConvMoE does not replace')),
+            placement=dict(
+                classifier="ENet's classifier (decode_head.conv_seg) is a "
+                'transposed convolution, which PatchConvMoE does not '
+                'replace'),
+            expert_scope=dict(
+                conv="its MoE layers (the bottlenecks' ext branches, e.g. "
+                'decode_head.bottleneck.ext) hold three convolutions each; '
+                'conv-scope experts need one, so its experts are module '
+                "copies only (expert_scope='module')"))),
 )

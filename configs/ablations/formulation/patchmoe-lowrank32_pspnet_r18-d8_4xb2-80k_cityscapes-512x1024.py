@@ -1,6 +1,6 @@
 _base_ = [
     '../../pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
-    '../../_base_/moe/patch_moe_paper.py'
+    '../../_base_/moe/patch_moe_lowrank.py'
 ]
 # Formulation: low-rank experts. The bottleneck's 3x3 convolution (1024 ->
 # 128 channels, 1.18 M parameters) becomes one shared 3x3 convolution to 32
@@ -13,4 +13,4 @@ model = dict(
     decode_head=dict(
         type='PatchMoEHead',
         head_type='PSPHead',
-        moe=dict(_base_.moe_paper, expert_scope='conv', expert_rank=32)))
+        moe=_base_.moe_lowrank32))

@@ -1,6 +1,6 @@
 _base_ = [
     '../../lraspp/lraspp_m-v3-d8_4xb4-160k_cityscapes-512x1024.py',
-    '../../_base_/moe/patch_moe_paper.py'
+    '../../_base_/moe/patch_moe_merged.py'
 ]
 # Formulation: the experts are the replaced convolution only (expert_scope=
 # 'conv'); its batch norm and ReLU run once on the mixed map, and in eval
@@ -11,4 +11,4 @@ model = dict(
     decode_head=dict(
         type='PatchMoEHead',
         head_type='LRASPPHead',
-        moe=dict(_base_.moe_paper, expert_scope='conv')))
+        moe=_base_.moe_merged))
