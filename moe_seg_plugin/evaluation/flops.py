@@ -189,8 +189,8 @@ def static_sizes(model: nn.Module) -> Iterator[None]:
 
 def _int_args(method):
 
-    def with_ints(*sizes):
-        return method(*(int(size) for size in sizes))
+    def with_ints(*sizes, **options):
+        return method(*(int(size) for size in sizes), **options)
 
     return with_ints
 

@@ -132,6 +132,23 @@ def test_one_expert_one_patch_is_the_dense_conv_plus_gate(kernel):
     assert info.actual == dense + info.gate
 
 
+def test_low_rank_experts_count_the_shared_stem_on_the_whole_map():
+    """expert_rank=r: the stem (C_in -> r, the conv's geometry) on the
+    whole map, the 1x1 experts r -> C_out on the windows, and the merging
+    of each patch's kernels (T x N weights times N kernels and biases)."""
+    rank, experts = 2, 4
+    layer = _layer(nn.Conv2d(C_IN, C_OUT, 3, padding=1),
+                   num_experts=experts, top_k=1, expert_scope='conv',
+                   expert_rank=rank)
+    layer.forced_expert = 2
+    info = analyze_moe_layer(layer, torch.randn(BATCH, C_IN, HEIGHT, WIDTH))
+    assert info.stem == BATCH * HEIGHT * WIDTH * C_IN * rank * 9
+    assert info.expert_windows == PATCHES * 6 * 8 * rank * C_OUT
+    merging = PATCHES * experts * (C_OUT * rank + C_OUT)
+    assert info.actual == (_gate(experts) + info.stem + info.expert_windows +
+                           merging)
+
+
 def test_counting_leaves_the_layer_as_it_was():
     layer = _layer(num_experts=3, top_k=2)
     x = torch.randn(BATCH, C_IN, HEIGHT, WIDTH)

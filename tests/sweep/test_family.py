@@ -343,10 +343,6 @@ def test_formulation_rows_compare_params_and_flops():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason='evaluation/flops.py _int_args drops '
-                   "layout(..., pointwise=True) since a7b21e0: counting a "
-                   "low-rank layer's FLOPs fails; remove with the fix")
 def test_formulation_low_rank_rows_compare_params_and_flops():
     rows = _measured(['merged', 'lowrank32', 'lowrank16'])
     merged, rank32, rank16 = (rows[v] for v in ('merged', 'lowrank32',
