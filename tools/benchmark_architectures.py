@@ -11,10 +11,17 @@ both models timed alternately in one process. Prints a Markdown table.
 Usage:
     python tools/benchmark_architectures.py [--shape H [W]] [--archs erfnet
         enet ...] [--warmup N] [--repeats N] [--device cpu] [--threads N]
-        [--out FILE.md] [--json FILE.json] [--floor]
+        [--out FILE.md] [--json FILE.json] [--floor | --family NAME
+        [--values V ...]]
 
 ``--floor`` prints instead each MoE model's latency against its top-k
 floor (moe_seg_plugin.evaluation.floor), in eval and as a training step.
+
+``--family NAME`` prints instead each value of an ablation family
+(``configs/ablations/families/``, e.g. ``formulation``: module, merged and
+low-rank experts) on each architecture's Cityscapes MoE config, with the
+stock model, all timed in the same alternating rounds; a value an
+architecture cannot have is named with the reason.
 """
 import argparse
 import gc
@@ -83,6 +90,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='instead: MoE/stock latency against the top-k floor 1 + (k-1)*s '
         '(s: the dense layer\'s share of the stock model\'s time), in eval '
         'and as a training step, routing spread over all experts')
+    parser.add_argument(
+        '--family',
+        help='instead: each value of this ablation family (e.g. '
+        'formulation) against the stock model, timed in the same rounds')
+    parser.add_argument('--values', nargs='+',
+                        help="with --family: these of its values (default "
+                        'all)')
     parser.add_argument('--out', help='also write the table to this file')
     parser.add_argument('--json', help='write every figure to this file')
     return parser.parse_args(argv)
@@ -146,6 +160,91 @@ def measure_floor_pair(name: str, args: argparse.Namespace, shape) -> dict:
     })
 
 
+def family_arch(name: str) -> str:
+    """The ablation families' arch key of an architecture here (the one
+    whose Cityscapes MoE config is the same file)."""
+    from moe_seg_plugin.sweep.family import arch_config, arch_names
+    moe_path = os.path.abspath(ARCHITECTURES[name][0])
+    for arch in arch_names():
+        if os.path.abspath(arch_config(arch, 'cityscapes')) == moe_path:
+            return arch
+    raise ValueError(f'{name}: no arch of configs/ablations/families/'
+                     f'_archs.py has the config {ARCHITECTURES[name][0]}')
+
+
+def measure_family(name: str, args: argparse.Namespace, shape) -> dict:
+    """Each value of ``args.family`` on one architecture, with the stock
+    model: parameters, FLOPs, latency in the same alternating rounds."""
+    import torch
+
+    from moe_seg_plugin.evaluation.flops import analyze_model, inference_model
+    from moe_seg_plugin.evaluation.latency import compare_latency
+    from moe_seg_plugin.sweep.family import (arch_config, arch_table,
+                                             expand, load_family, run_config,
+                                             unavailable_reason)
+    from moe_seg_plugin.sweep.spec import BASELINE, RunSpec
+    family = load_family(args.family)
+    arch, table = family_arch(name), arch_table()
+    chosen = family.select(args.values)
+    skipped = {}
+    for value in chosen:
+        reason = unavailable_reason(arch, family.values[value], table)
+        if reason:
+            skipped[value] = reason
+    runnable = [value for value in chosen if value not in skipped]
+    specs = [RunSpec(family.name, arch, BASELINE, 0,
+                     arch_config(arch, 'cityscapes', table))]
+    if runnable:
+        specs += [spec for spec in expand(family, [arch], [0], 'cityscapes',
+                                          runnable) if not spec.baseline]
+    models = {}
+    for spec in specs:
+        torch.manual_seed(0)
+        models[spec.value] = inference_model(run_config(spec),
+                                             device=args.device)
+    figures = {key: analyze_model(model, shape).to_dict()
+               for key, model in models.items()}
+    result = dict(arch=name, family=family.name, figures=figures,
+                  skipped=skipped)
+    if not args.no_latency:
+        x = torch.randn(1, 3, *shape, device=args.device)
+        runs = {
+            key: (lambda model=model: model(x, mode='tensor'))
+            for key, model in models.items()
+        }
+        result['latency'] = compare_latency(runs, args.warmup, args.repeats,
+                                            args.device)
+    return result
+
+
+def family_table(results: list) -> str:
+    """One row per architecture and value (the stock model first)."""
+    from moe_seg_plugin.sweep.spec import BASELINE
+    header = ('| architecture | value | params (M) | params +% | GFLOPs '
+              '(actual) | GFLOPs +% | latency (ms) | latency / stock |')
+    rows = [header, '|---|---|' + '---:|' * 6]
+    notes = []
+    for r in results:
+        stock = r['figures'][BASELINE]
+        for value, fig in r['figures'].items():
+            params = 100 * (fig['params'] / stock['params'] - 1)
+            flops = 100 * (fig['flops'] / stock['flops'] - 1)
+            lat = r.get('latency', {})
+            timing = '- | -' if not lat else (
+                f"{lat[value]['median_ms']:.1f} | "
+                f"{lat[value]['median_ms'] / lat[BASELINE]['median_ms']:.3f}")
+            rows.append(
+                f"| {r['arch']} | {value}"
+                f" | {fig['params'] / 1e6:.3f} | {params:+.1f} | "
+                f"{fig['flops'] / 1e9:.2f} | {flops:+.1f} | {timing} |")
+        reasons: dict = {}  # one line per reason
+        for value, why in r['skipped'].items():
+            reasons.setdefault(why, []).append(value)
+        notes += [f"{r['arch']}: {', '.join(values)} not run: {why}"
+                  for why, values in reasons.items()]
+    return '\n'.join(rows + [''] + notes)
+
+
 def floor_table(results: list) -> str:
     """One row per architecture: s, floor, MoE/stock and the excess over
     the floor, in eval and as a training step."""
@@ -207,7 +306,12 @@ def run(args: argparse.Namespace) -> dict:
     if args.warmup < 0 or args.repeats < 1:
         raise ValueError('--warmup must be >= 0 and --repeats >= 1')
     results = []
-    measure = measure_floor_pair if args.floor else measure_pair
+    if args.family and args.floor:
+        raise ValueError('--family and --floor: choose one')
+    if args.values and not args.family:
+        raise ValueError('--values needs --family')
+    measure = (measure_floor_pair if args.floor else
+               measure_family if args.family else measure_pair)
     for name in args.archs:
         start = time.perf_counter()
         results.append(measure(name, args, shape))
@@ -216,11 +320,22 @@ def run(args: argparse.Namespace) -> dict:
               file=sys.stderr, flush=True)
     return dict(shape=list(shape), device=str(args.device),
                 threads=torch.get_num_threads(), warmup=args.warmup,
-                repeats=args.repeats, floor=args.floor, results=results)
+                repeats=args.repeats, floor=args.floor, family=args.family,
+                results=results)
 
 
 def report(summary: dict) -> str:
     height, width = summary['shape']
+    if summary.get('family'):
+        return family_table(summary['results']) + '\n\n' + (
+            f"Family {summary['family']!r} on each architecture's "
+            f'Cityscapes MoE config, input 1x3x{height}x{width}, fresh '
+            'weights (seed 0); params without auxiliary heads; FLOPs: '
+            "mmengine's FlopAnalyzer as the layers run; latency: median of "
+            f"{summary['repeats']} alternating rounds of all of an "
+            f"architecture's models after {summary['warmup']} warm-up, "
+            f"tensor-mode forward, eval, no_grad, {summary['device']}, "
+            f"{summary['threads']} threads.")
     if summary['floor']:
         return floor_table(summary['results']) + '\n\n' + (
             f'Input 3x{height}x{width}, fresh weights, routing '

@@ -472,8 +472,9 @@ def markdown(results: List[dict], meta: dict) -> str:
     lines += [
         '### Targets', '',
         '| arch | mode | scope | dispatch | naive/moe at N=8, k=2 (>= 3) | '
-        'moe/dense at N=8, k=2 (<= 2.5; merged, low-rank <= 1.2) | N=32/N=4 at '
-        'k=1 | N=32/N=4 at k=2 (<= 1.15) |', '|---|---|---|---|---|---|---|---|'
+        'moe/dense at N=8, k=2 (<= 2.5; merged, low-rank <= 1.2) | '
+        'N=32/N=4 at k=1 | N=32/N=4 at k=2 (<= 1.15) |',
+        '|---|---|---|---|---|---|---|---|'
     ]
     for res, mode, scope, how in [
             (res, mode, scope, how) for res in results

@@ -103,3 +103,32 @@ def test_architecture_table(tmp_path):
     assert result['ratio'] == pytest.approx(
         result['latency']['moe']['median_ms'] /
         result['latency']['stock']['median_ms'])
+
+
+def test_family_table_rows_and_the_values_an_arch_cannot_have(tmp_path):
+    """--family formulation: each value beside the stock model, in the same
+    rounds; ENet's conv-scope values named with the reason, once."""
+    figures = tmp_path / 'family.json'
+    printed = _run(['tools/benchmark_architectures.py', '--family',
+                    'formulation', '--archs', 'erfnet', 'enet', '--warmup',
+                    '0', '--repeats', '1', '--threads', '1', '--json',
+                    str(figures)] + SHAPE).stdout
+    erfnet, enet = json.loads(figures.read_text())['results']
+    assert list(erfnet['figures']) == [
+        'stock', 'module', 'merged', 'lowrank32', 'lowrank16']
+    assert list(erfnet['latency']) == list(erfnet['figures'])
+    params = {k: v['params'] for k, v in erfnet['figures'].items()}
+    assert (params['lowrank16'] < params['lowrank32'] < params['merged'] <
+            params['module'])
+    assert list(enet['figures']) == ['stock', 'module']
+    (note, ) = [line for line in printed.splitlines()
+                if line.startswith('enet: ')]
+    assert note.startswith(
+        "enet: merged, lowrank32, lowrank16 not run: expert_scope='conv'")
+    rows = [line for line in printed.splitlines()
+            if line.startswith('| erfnet | lowrank16 |')]
+    assert len(rows) == 1 and rows[0].endswith(
+        f"{erfnet['latency']['lowrank16']['median_ms'] / erfnet['latency']['stock']['median_ms']:.3f} |")  # noqa: E501
+    refused = _run(['tools/benchmark_architectures.py', '--values', 'merged'],
+                   expect=2)
+    assert '--values needs --family' in refused.stderr
