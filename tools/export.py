@@ -130,37 +130,18 @@ def _graph_shape(args: argparse.Namespace, cfg) -> Tuple[int, int]:
 def _export_one(module, path: str, shape, inputs, plans, int8: bool,
                 calibration, test_images, threads: Optional[int]) -> dict:
     """Export one model, check it and (with ``int8``) quantize it."""
-    import onnx
-
     from moe_seg_plugin.evaluation.onnx_export import (check_export,
                                                        cpu_session,
                                                        export_onnx)
-    from moe_seg_plugin.evaluation.onnx_quantize import (quantize_int8,
-                                                         routing_change,
-                                                         with_routing_outputs,
-                                                         without_outputs)
+    from moe_seg_plugin.evaluation.onnx_quantize import quantize_and_check
     export_onnx(module, shape, path)
     fp32 = cpu_session(path, threads)
     result = dict(onnx=path, check=check_export(module, fp32, inputs, plans),
                   sessions=dict(fp32=fp32), int8=None)
     if int8:
-        routed, names = with_routing_outputs(onnx.load(path))
-        int8_path = osp.splitext(path)[0] + '_int8.onnx'
-        quantized = quantize_int8(routed, int8_path, calibration)
-        onnx.save(without_outputs(quantized, names), int8_path)
-        session = cpu_session(int8_path, threads)
-        name = session.get_inputs()[0].name
-        diffs = [
-            float(abs(session.run(None, {name: x.numpy()})[0] -
-                      fp32.run(None, {name: x.numpy()})[0]).max())
-            for x in inputs
-        ]
-        changed = routing_change(cpu_session(routed), cpu_session(quantized),
-                                 names, test_images) if names else []
+        session, result['int8'] = quantize_and_check(path, calibration,
+                                                     test_images, threads)
         result['sessions']['int8'] = session
-        result['int8'] = dict(onnx=int8_path, max_abs_diff=diffs,
-                              routing_changed=changed,
-                              test_images=len(test_images))
     return result
 
 
@@ -294,8 +275,10 @@ def report(result: dict) -> str:
         if int8:
             lines.append(
                 f"{key}: INT8 ({QUANT_SETTINGS}; {result['calib']} training "
-                f"images) at {int8['onnx']}; max abs diff vs FP32 per input: "
-                + ', '.join(f'{d:.2e}' for d in int8['max_abs_diff']))
+                f"images) at {int8['onnx']}; against FP32 on "
+                f"{int8['test_images']} test images: max abs logit diff "
+                f"{int8['max_abs_diff']:.2e}, top class changed at "
+                f"{100 * int8['class_changed']:.2f}% of the logit pixels")
             for layer, share in zip(result['layers'] if key == 'MoE' else [],
                                     int8['routing_changed']):
                 lines.append(

@@ -15,7 +15,7 @@ import logging
 import os
 import os.path as osp
 import tempfile
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from torch import Tensor
@@ -157,7 +157,52 @@ def routing_change(reference, other, names: Sequence[str],
     return [float(c / t) for c, t in zip(changed, total)]
 
 
+def quantize_and_check(path: str, calibration: Sequence[Tensor],
+                       test_images: Sequence[Tensor],
+                       threads: Optional[int] = None) -> Tuple[object, dict]:
+    """Quantize an exported graph and compare it with its FP32 self on
+    test images.
+
+    Args:
+        path (str): The FP32 graph; the INT8 one is written beside it as
+            ``*_int8.onnx`` (without the routing outputs).
+        calibration (list[Tensor]): Calibration inputs (1, 3, H, W).
+        test_images (list[Tensor]): Inputs to compare on (not the
+            calibration ones).
+        threads (int, optional): onnxruntime's intra-op threads.
+
+    Returns:
+        tuple: The INT8 graph's session, and a dict: ``onnx`` (its path),
+        ``max_abs_diff`` (largest logit difference from FP32),
+        ``class_changed`` (share of logit pixels whose top class differs),
+        ``routing_changed`` (per TopK, :func:`routing_change`) and
+        ``test_images`` (their count).
+    """
+    import onnx
+
+    from .onnx_export import cpu_session
+    routed, names = with_routing_outputs(onnx.load(path))
+    out = osp.splitext(path)[0] + '_int8.onnx'
+    quantized = quantize_int8(routed, out, calibration)
+    onnx.save(without_outputs(quantized, names), out)
+    fp32, int8 = cpu_session(path, threads), cpu_session(out, threads)
+    name = int8.get_inputs()[0].name
+    diff, changed, pixels = 0.0, 0, 0
+    for x in test_images:
+        feed = {name: x.cpu().numpy()}
+        want, got = fp32.run(None, feed)[0], int8.run(None, feed)[0]
+        diff = max(diff, float(np.abs(got - want).max()))
+        changed += int((got.argmax(1) != want.argmax(1)).sum())
+        pixels += want.shape[0] * want.shape[2] * want.shape[3]
+    routing = routing_change(cpu_session(routed, threads),
+                             cpu_session(quantized, threads), names,
+                             test_images) if names else []
+    return int8, dict(onnx=out, max_abs_diff=diff,
+                      class_changed=changed / max(pixels, 1),
+                      routing_changed=routing, test_images=len(test_images))
+
+
 __all__ = [
     'QUANT_SETTINGS', 'with_routing_outputs', 'without_outputs',
-    'quantize_int8', 'routing_change'
+    'quantize_int8', 'routing_change', 'quantize_and_check'
 ]

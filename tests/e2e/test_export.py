@@ -164,6 +164,8 @@ def test_int8_and_eval_beside_fp32_and_pytorch(street_root, tmp_path):
     # The test set's size (128x64 images): no --shape needed.
     assert 'at 1x3x64x128 to' in printed
     assert 'MoE: INT8 (QDQ' in printed and 'stock: INT8 (QDQ' in printed
+    assert 'against FP32 on 2 test images: max abs logit diff ' in printed
+    assert '% of the logit pixels' in printed
     (change, ) = [line for line in printed.splitlines()
                   if 'INT8 changes the top-k of' in line]
     share = float(change.split('top-k of ')[1].split('%')[0])
