@@ -8,7 +8,8 @@ from torch import Tensor, nn
 
 from .dispatch import (CutWindows, MixIntoMap, expert_capacity,
                        gather_windows, group_by_expert, mix_outputs,
-                       run_experts, run_merged, run_patch_by_patch)
+                       run_experts, run_merged, run_merged_sliced,
+                       run_patch_by_patch)
 from .experts import (EXPERT_INITS, check_runs_on_windows, make_experts,
                       reinitialise, stage_steps)
 from .geometry import AxisGeometry, ChainAxis, channels, conv_stages
@@ -460,10 +461,10 @@ class PatchConvMoE(nn.Module):
                             self.top_k, self.num_experts)
         # Views in eager default mode on a CPU (or where asked for); index
         # operations where the op count must not grow with the patches.
+        tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
         views = (capacity is None and self.dispatch != 'indexed'
                  and (self.dispatch == 'views' or x.device.type == 'cpu')
-                 and not (torch.jit.is_tracing()
-                          or torch.compiler.is_compiling()))
+                 and not tracing)
         merged = self.expert_scope == 'conv' and self.merge_experts
         # Merged kernels read the choice itself: off the views path and
         # without capacity, nothing to group (no host sync; the graph an
@@ -487,6 +488,10 @@ class PatchConvMoE(nn.Module):
             out = run_patch_by_patch(self.experts, self.expert_steps, x,
                                      layout, groups, keep_channels_last,
                                      merged, tail)
+        elif merged and tracing:  # fixed slices and concatenation
+            out = run_merged_sliced(
+                self.experts, x, layout, choice.experts,
+                choice.weights if groups is None else groups.weights)
         elif merged:
             out = run_merged(
                 self.experts, x, layout, choice.experts,

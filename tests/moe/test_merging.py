@@ -67,6 +67,36 @@ def test_merged_equals_the_unmerged_mix(dispatch, shape, kernel, stride,
                 layer.last_routing.experts.tolist()}) > 1
 
 
+@pytest.mark.parametrize('shape,kernel,stride,dilation,grid,bias',
+                         GEOMETRIES)
+def test_traced_merged_slices_windows_and_joins_patches(
+        monkeypatch, shape, kernel, stride, dilation, grid, bias):
+    """Under tracing (ONNX export) the merged layer cuts windows with fixed
+    slices and joins the patches by concatenation: the same output as
+    the unmerged mix, and no gather in the graph."""
+    from moe_seg_plugin.moe import dispatch
+    torch.manual_seed(0)
+    module = conv_module(kernel=kernel, stride=stride, dilation=dilation,
+                         bias=bias).eval()
+    layer = PatchConvMoE(module, num_experts=4, top_k=2, grid=grid,
+                         expert_scope='conv').eval()
+    spread(layer)
+    x = torch.randn(shape)
+    with torch.no_grad():
+        layer.merge_experts = False
+        unmerged = layer(x)
+        layer.merge_experts = True
+        calls = []
+        real = dispatch.run_merged_sliced
+        monkeypatch.setattr(
+            'moe_seg_plugin.moe.layer.run_merged_sliced',
+            lambda *args: calls.append(1) or real(*args))
+        monkeypatch.setattr(torch.compiler, 'is_compiling', lambda: True)
+        traced = layer(x)
+    assert calls == [1]
+    assert torch.allclose(traced, unmerged, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize('merge', [True, False])
 def test_merged_convolves_each_window_once(dispatch, monkeypatch, merge):
     """Merged: one kernel per patch whatever k (views: one convolution per
