@@ -104,15 +104,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def measure_pair(name: str, args: argparse.Namespace, shape) -> dict:
     """Every figure of one architecture's MoE/stock pair."""
-    import torch
-
     from moe_seg_plugin.engine import load_config
     from moe_seg_plugin.evaluation.flops import (analyze_model,
                                                  compare_complexity,
                                                  inference_model,
                                                  layer_shares)
-    from moe_seg_plugin.evaluation.latency import (compare_latency,
-                                                   latency_ratio)
+    from moe_seg_plugin.evaluation.latency import latency_ratio
     moe_path, stock_path = ARCHITECTURES[name]
     models = {
         'moe': inference_model(load_config(moe_path), device=args.device),
@@ -126,15 +123,23 @@ def measure_pair(name: str, args: argparse.Namespace, shape) -> dict:
         increase_pct=compare_complexity(figures['moe'], figures['stock']),
         layer_shares=layer_shares(figures['moe'], figures['stock']))
     if not args.no_latency:
-        x = torch.randn(1, 3, *shape, device=args.device)
-        runs = {
-            key: (lambda model=model: model(x, mode='tensor'))
-            for key, model in models.items()
-        }
-        result['latency'] = compare_latency(runs, args.warmup, args.repeats,
-                                            args.device)
+        result['latency'] = time_models(models, args, shape)
         result.update(latency_ratio(result['latency'], 'moe', 'stock'))
     return result
+
+
+def time_models(models: dict, args: argparse.Namespace, shape) -> dict:
+    """Every model's tensor-mode forward on one input, in the same
+    alternating rounds (:func:`compare_latency`)."""
+    import torch
+
+    from moe_seg_plugin.evaluation.latency import compare_latency
+    x = torch.randn(1, 3, *shape, device=args.device)
+    runs = {
+        key: (lambda model=model: model(x, mode='tensor'))
+        for key, model in models.items()
+    }
+    return compare_latency(runs, args.warmup, args.repeats, args.device)
 
 
 def measure_floor_pair(name: str, args: argparse.Namespace, shape) -> dict:
@@ -178,7 +183,6 @@ def measure_family(name: str, args: argparse.Namespace, shape) -> dict:
     import torch
 
     from moe_seg_plugin.evaluation.flops import analyze_model, inference_model
-    from moe_seg_plugin.evaluation.latency import compare_latency
     from moe_seg_plugin.sweep.family import (arch_config, arch_table,
                                              expand, load_family, run_config,
                                              unavailable_reason)
@@ -207,13 +211,7 @@ def measure_family(name: str, args: argparse.Namespace, shape) -> dict:
     result = dict(arch=name, family=family.name, figures=figures,
                   skipped=skipped)
     if not args.no_latency:
-        x = torch.randn(1, 3, *shape, device=args.device)
-        runs = {
-            key: (lambda model=model: model(x, mode='tensor'))
-            for key, model in models.items()
-        }
-        result['latency'] = compare_latency(runs, args.warmup, args.repeats,
-                                            args.device)
+        result['latency'] = time_models(models, args, shape)
     return result
 
 

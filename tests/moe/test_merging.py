@@ -36,6 +36,18 @@ def spread(layer: PatchConvMoE) -> None:
     layer.gate.register_forward_hook(offset)
 
 
+def merged_layer(kernel, stride, dilation, bias, grid):
+    """A ConvModule (eval) and a conv-scope layer of 4 experts, top-2, over
+    it, routing spread (seeded)."""
+    torch.manual_seed(0)
+    module = conv_module(kernel=kernel, stride=stride, dilation=dilation,
+                         bias=bias).eval()
+    layer = PatchConvMoE(module, num_experts=4, top_k=2, grid=grid,
+                         expert_scope='conv').eval()
+    spread(layer)
+    return module, layer
+
+
 GEOMETRIES = [
     # (input, kernel, stride, dilation, grid, bias)
     ((2, 6, 23, 31), 3, 1, 1, (3, 3), False),
@@ -50,12 +62,7 @@ GEOMETRIES = [
                          GEOMETRIES)
 def test_merged_equals_the_unmerged_mix(dispatch, shape, kernel, stride,
                                         dilation, grid, bias):
-    torch.manual_seed(0)
-    module = conv_module(kernel=kernel, stride=stride, dilation=dilation,
-                         bias=bias).eval()
-    layer = PatchConvMoE(module, num_experts=4, top_k=2, grid=grid,
-                         expert_scope='conv').eval()
-    spread(layer)
+    module, layer = merged_layer(kernel, stride, dilation, bias, grid)
     x = torch.randn(shape)
     with torch.no_grad():
         merged = layer(x)
@@ -75,12 +82,7 @@ def test_traced_merged_slices_windows_and_joins_patches(
     slices and joins the patches by concatenation: the same output as
     the unmerged mix, and no gather in the graph."""
     from moe_seg_plugin.moe import dispatch
-    torch.manual_seed(0)
-    module = conv_module(kernel=kernel, stride=stride, dilation=dilation,
-                         bias=bias).eval()
-    layer = PatchConvMoE(module, num_experts=4, top_k=2, grid=grid,
-                         expert_scope='conv').eval()
-    spread(layer)
+    module, layer = merged_layer(kernel, stride, dilation, bias, grid)
     x = torch.randn(shape)
     with torch.no_grad():
         layer.merge_experts = False
