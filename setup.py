@@ -37,7 +37,7 @@ INSTALL_REQUIRES = [
     # 5.0 (mmseg#3405, a non-contiguous image), which no pin fixes: the
     # plugin's configs use ContiguousSegLocalVisualizer instead.
     'opencv-python>=4.8,<5.1',
-    # tools/sweep.py submits runs to Slurm through submitit (pure Python);
+    # tools/analysis_tools/sweep.py submits runs to Slurm through submitit (pure Python);
     # 1.5 is the line tested here.
     'submitit>=1.5,<2',
 ]
@@ -61,7 +61,7 @@ EXTRAS = {
     'mmpretrain': ['mmcv-lite>=2.0.0rc4,<2.2.0', 'torch==2.14.1',
                    'torchvision==0.29.1'],
     'full': ['mmcv>=2.0.0rc4,<2.2.0'],
-    # tools/export.py: torch's dynamo ONNX exporter needs onnxscript (and
+    # tools/deployment/export.py: torch's dynamo ONNX exporter needs onnxscript (and
     # onnx); onnxruntime checks the graph. The versions tested with it
     # (tests/e2e/test_export.py); newer majors are left out until checked.
     'export': EXPORT,

@@ -1,7 +1,6 @@
 """Shared test fixtures: import the plugin first (as configs do)."""
-import importlib
+import importlib.util
 import pathlib
-import sys
 
 import pytest
 import torch
@@ -14,22 +13,25 @@ def _seed():
     torch.manual_seed(0)
 
 
-TOOLS = str(pathlib.Path(__file__).resolve().parents[1] / 'tools')
+TOOLS = pathlib.Path(__file__).resolve().parents[1] / 'tools'
+
+
+def load_tool(name: str):
+    """``tools/[<group>/]<name>.py`` as a fresh module (tools/ is not a
+    package, and no tool imports another)."""
+    paths = sorted(TOOLS.glob(f'{name}.py')) + sorted(
+        TOOLS.glob(f'*/{name}.py'))
+    assert len(paths) == 1, f'tools/**/{name}.py: {paths}'
+    spec = importlib.util.spec_from_file_location(f'tool_{name}', paths[0])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture
 def tool():
-    """A function giving ``tools/<name>.py`` as a module (tools/ is not a
-    package; a tool may import another by name)."""
-
-    def load(name: str):
-        sys.path.insert(0, TOOLS)
-        try:
-            return importlib.import_module(name)
-        finally:
-            sys.path.remove(TOOLS)
-
-    return load
+    """A function giving the tool named ``name`` as a module."""
+    return load_tool
 
 
 #: Config folders whose backbones come from mmpretrain's model zoo

@@ -83,7 +83,7 @@ class RoutingStatsHook(Hook):
         draw_class_maps (bool): Send the P(expert | class) heat map of each
             layer to the visualizer after each validation (not after a
             test, whose visualizer may be saving painted predictions;
-            tools/analyze_routing.py draws them). Default: True.
+            tools/analysis_tools/analyze_routing.py draws them). Default: True.
         out_file (str): File name in the work dir. Default:
             'routing_stats.json'.
     """

@@ -182,7 +182,7 @@ def _data_hint(loader: str, dataset: ConfigDict) -> str:
     root = dataset.get('data_root') or ''
     layout = GENERATE_HINT.get(dataset.get('type'), 'cityscapes')
     return (f'To use the built-in street scenes, generate them: '
-            f'`python tools/generate_street_data.py --layout {layout} '
+            f'`python tools/misc/generate_street_data.py --layout {layout} '
             f'--out {root.rstrip("/") or "DIR"}`; for real '
             f'{dataset.get("type", "data")}, pass `--cfg-options '
             f'{loader}.dataset.data_root=/path/to/it`.')

@@ -4,7 +4,7 @@ A MoE config names its wrappers (``PatchMoEHead``, ``PatchMoESegmentor``)
 and the stock class each wraps; removing the wrappers gives the config of the
 stock model: every module as in the MoE model, with the dense convs in place
 of the PatchConvMoE layers. The analysis tools compare the two
-(tools/get_flops.py, tools/benchmark.py).
+(tools/analysis_tools/get_flops.py, tools/analysis_tools/benchmark.py).
 """
 import copy
 from typing import Any, Tuple

@@ -165,7 +165,7 @@ def load_runs(sweep_dir: str) -> SweepRuns:
     started) are left out.
 
     Args:
-        sweep_dir (str): A directory written by tools/sweep.py.
+        sweep_dir (str): A directory written by tools/analysis_tools/sweep.py.
 
     Returns:
         SweepRuns: The sweep's runs (only those sweep.json lists).
@@ -214,11 +214,11 @@ def check_ended(sweep_dir: str, found: SweepRuns) -> None:
         raise SetupError(
             f'{sweep_dir!r}: no run has a readable {ROW_FILE}: {first}'
             + (f' (and {more} more)' if more else '')
-            + '; run tools/sweep.py on it again to re-run them')
+            + '; run tools/analysis_tools/sweep.py on it again to re-run them')
     raise SetupError(
         f'{sweep_dir!r}: no run has ended yet (0 of '
         f'{len(found.meta["runs"])} runs have a {ROW_FILE}); run '
-        f'tools/sweep.py on it first')
+        f'tools/analysis_tools/sweep.py on it first')
 
 
 def broken_summary(sweep_dir: str, found: SweepRuns,
@@ -238,7 +238,7 @@ def broken_summary(sweep_dir: str, found: SweepRuns,
             f'cannot be read, listed as broken in {table_path} and left '
             f'out of the tables and findings: {first}'
             + (f' (and {count - 1} more)' if count > 1 else '')
-            + '; run tools/sweep.py on the sweep again to re-run them')
+            + '; run tools/analysis_tools/sweep.py on the sweep again to re-run them')
 
 
 def _read_meta(sweep_dir: str) -> dict:
@@ -249,7 +249,7 @@ def _read_meta(sweep_dir: str) -> dict:
                 'it is a file' if not osp.isdir(sweep_dir) else
                 f'no {SWEEP_FILE}')
         raise SetupError(f'{sweep_dir!r} is not a sweep directory ({what}; '
-                         f'give a folder written by tools/sweep.py)')
+                         f'give a folder written by tools/analysis_tools/sweep.py)')
     try:
         with open(path, encoding='utf-8') as file:
             meta = json.load(file)
@@ -259,7 +259,7 @@ def _read_meta(sweep_dir: str) -> dict:
                if not isinstance(meta, dict) or key not in meta]
     if missing:
         raise SetupError(f'{path}: missing keys {missing}; was it written '
-                         f'by tools/sweep.py?')
+                         f'by tools/analysis_tools/sweep.py?')
     return meta
 
 
@@ -628,7 +628,7 @@ def _broken_section(table: Sequence[TableRow]) -> List[str]:
     if not broken:
         return []
     out = [f'## Broken runs ({ROW_FILE} cannot be read; left out of the '
-           'means)', '', 'Run tools/sweep.py on the sweep again to re-run '
+           'means)', '', 'Run tools/analysis_tools/sweep.py on the sweep again to re-run '
            'them (they resume from their last checkpoint).', '',
            '| run | file: why |', '|---|---|']
     out += [f'| {run} | {_escape(why)} |' for run, why in broken]

@@ -213,7 +213,7 @@ def test_modules_do_not_need_torch():
 
 def _cli(*args):
     return subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'generate_street_data.py'),
+        [sys.executable, str(ROOT / 'tools' / 'misc' / 'generate_street_data.py'),
          *args], capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
@@ -242,12 +242,8 @@ def test_cli_writes_then_refuses_non_empty_dir(tmp_path):
     assert 'not empty' in refused.stderr and '--overwrite' in refused.stderr
 
 
-def test_cli_overwrite_replaces_generated_data(tmp_path):
-    sys.path.insert(0, str(ROOT / 'tools'))
-    try:
-        import generate_street_data as cli
-    finally:
-        sys.path.remove(str(ROOT / 'tools'))
+def test_cli_overwrite_replaces_generated_data(tool, tmp_path):
+    cli = tool('generate_street_data')
     out = tmp_path / 'street'
     common = ['--out', str(out), '--height', '48', '--width', '96',
               '--quiet']

@@ -1,4 +1,4 @@
-"""tools/analyze_routing.py on generated data and a fresh checkpoint: its
+"""tools/analysis_tools/analyze_routing.py on generated data and a fresh checkpoint: its
 files, and numbers that can be known (forced expert, consistency with the
 hook's log and the test metrics)."""
 import json
@@ -16,7 +16,7 @@ LAYER = 'decode_head.convs.0'
 
 def _analyse(street_root, checkpoint, work, *extra, launch=()):
     result = subprocess.run(
-        [sys.executable, *launch, 'tools/analyze_routing.py', MOE_CONFIG,
+        [sys.executable, *launch, 'tools/analysis_tools/analyze_routing.py', MOE_CONFIG,
          checkpoint, '--work-dir', str(work), *extra, '--cfg-options'] +
         fast_options(street_root), cwd=ROOT, capture_output=True, text=True,
         timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1',
@@ -111,35 +111,30 @@ def test_forced_expert_takes_all_usage(street_root, fresh_checkpoint,
     assert 'every patch forced to expert 5' in (out / 'summary.md').read_text()
 
 
-def _main(argv, capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'analyze_routing', ROOT / 'tools' / 'analyze_routing.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    code = tool.main(argv)
+def _main(tool, argv, capsys):
+    code = tool('analyze_routing').main(argv)
     return code, capsys.readouterr()
 
 
-def test_help_and_clear_errors(street_root, fresh_checkpoint, tmp_path,
+def test_help_and_clear_errors(tool, street_root, fresh_checkpoint, tmp_path,
                                capsys):
     with pytest.raises(SystemExit) as done:
-        _main(['--help'], capsys)
+        _main(tool, ['--help'], capsys)
     assert done.value.code == 0
     assert '--force-expert' in capsys.readouterr().out
 
-    code, seen = _main([MOE_CONFIG, str(tmp_path / 'absent.pth')], capsys)
+    code, seen = _main(tool, [MOE_CONFIG, str(tmp_path / 'absent.pth')], capsys)
     assert code == 2
     assert 'absent.pth' in seen.err and 'Traceback' not in seen.err
 
     options = ['--cfg-options'] + fast_options(street_root)
-    code, seen = _main([MOE_CONFIG, fresh_checkpoint, '--work-dir',
+    code, seen = _main(tool, [MOE_CONFIG, fresh_checkpoint, '--work-dir',
                         str(tmp_path), '--force-expert', '8'] + options,
                        capsys)
     assert code == 2
     assert '--force-expert 8' in seen.err and '0 to 7' in seen.err
 
     stock = MOE_CONFIG.replace('patchmoe_', '')
-    code, seen = _main([stock, fresh_checkpoint, '--work-dir',
+    code, seen = _main(tool, [stock, fresh_checkpoint, '--work-dir',
                         str(tmp_path)] + options, capsys)
     assert code == 2 and 'no PatchConvMoE layer' in seen.err

@@ -202,7 +202,7 @@ def test_train_refuses_an_empty_image_folder(tmp_path):
         f"error: train_dataloader.dataset: image folder "
         f"'{root}/leftImg8bit/train' holds no image ending in "
         f"'_leftImg8bit.png'")
-    assert (f'python tools/generate_street_data.py --layout cityscapes '
+    assert (f'python tools/misc/generate_street_data.py --layout cityscapes '
             f'--out {root}') in line
 
 

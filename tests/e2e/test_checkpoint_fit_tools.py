@@ -2,7 +2,6 @@
 street config) is refused by every tool that loads one, with exit code 2
 and one ``error:`` line naming the file; a stock dense checkpoint still
 loads. The tools run in-process (``main(argv)``)."""
-import importlib.util
 
 import pytest
 import torch
@@ -46,17 +45,9 @@ def enet_checkpoint(tmp_path_factory) -> str:
                  tmp_path_factory.mktemp('enet') / 'enet_moe.pth')
 
 
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f'checkpoint_fit_{name}', ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _refused(name: str, argv: list, capsys, path: str) -> str:
+def _refused(tool, name: str, argv: list, capsys, path: str) -> str:
     """Run tools/<name>.py in-process; its one error line."""
-    code = _tool(name).main(argv)
+    code = tool(name).main(argv)
     err = capsys.readouterr().err
     assert code == 2, err[-4000:]
     assert 'Traceback' not in err, err[-4000:]
@@ -70,26 +61,26 @@ def _refused(name: str, argv: list, capsys, path: str) -> str:
     return lines[0]
 
 
-def test_test_refuses_another_architecture(street_root, enet_checkpoint,
+def test_test_refuses_another_architecture(tool, street_root, enet_checkpoint,
                                            tmp_path, capsys):
-    _refused('test', [CONFIG, enet_checkpoint, '--work-dir', str(tmp_path),
+    _refused(tool, 'test', [CONFIG, enet_checkpoint, '--work-dir', str(tmp_path),
                       '--cfg-options'] + fast_options(street_root), capsys,
              enet_checkpoint)
 
 
-def test_export_refuses_another_architecture(enet_checkpoint, tmp_path,
+def test_export_refuses_another_architecture(tool, enet_checkpoint, tmp_path,
                                              capsys):
     for name in ('onnx', 'onnxscript', 'onnxruntime'):
         pytest.importorskip(name)
     out = tmp_path / 'enet.onnx'
-    _refused('export', [CONFIG, enet_checkpoint, '--shape', '64', '128',
+    _refused(tool, 'export', [CONFIG, enet_checkpoint, '--shape', '64', '128',
                         '--out', str(out)], capsys, enet_checkpoint)
     assert not out.exists()
 
 
-def test_training_refuses_it_as_load_from(street_root, enet_checkpoint,
+def test_training_refuses_it_as_load_from(tool, street_root, enet_checkpoint,
                                           tmp_path, capsys):
-    _refused('train', [CONFIG, '--work-dir', str(tmp_path), '--cfg-options']
+    _refused(tool, 'train', [CONFIG, '--work-dir', str(tmp_path), '--cfg-options']
              + fast_options(street_root) + [f'load_from={enet_checkpoint}'],
              capsys, enet_checkpoint)
     assert not list(tmp_path.glob('iter_*.pth'))
@@ -101,7 +92,7 @@ def test_training_refuses_it_as_load_from(street_root, enet_checkpoint,
     ('visualize_routing', ['--img']),
     ('benchmark', ['--shape', '64', '128', '--device', 'cpu']),
 ])
-def test_analysis_tools_refuse_another_architecture(name, extra,
+def test_analysis_tools_refuse_another_architecture(tool, name, extra,
                                                     street_root,
                                                     enet_checkpoint,
                                                     tmp_path, capsys):
@@ -111,14 +102,14 @@ def test_analysis_tools_refuse_another_architecture(name, extra,
     elif extra == ['--img']:
         extra = ['--img', f'{street_root}/leftImg8bit/val', '--out-dir',
                  str(tmp_path)]
-    _refused(name, [CONFIG, enet_checkpoint] + extra, capsys,
+    _refused(tool, name, [CONFIG, enet_checkpoint] + extra, capsys,
              enet_checkpoint)
 
 
-def test_a_stock_dense_checkpoint_still_tests(street_root, tmp_path,
+def test_a_stock_dense_checkpoint_still_tests(tool, street_root, tmp_path,
                                               capsys):
     stock = _save(STOCK_CONFIG, tmp_path / 'stock.pth')
-    code = _tool('test').main([CONFIG, stock, '--work-dir',
+    code = tool('test').main([CONFIG, stock, '--work-dir',
                                str(tmp_path / 'work'), '--cfg-options'] +
                               fast_options(street_root))
     assert code == 0, capsys.readouterr().err[-4000:]

@@ -1,4 +1,4 @@
-"""tools/compile_check.py: a MoE model's training step under torch.compile.
+"""tools/deployment/compile_check.py: a MoE model's training step under torch.compile.
 
 The default mode's one break (the counts read in group_by_expert) is pinned
 on the layer in tests/moe/test_capacity.py."""

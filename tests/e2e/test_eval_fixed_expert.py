@@ -1,4 +1,4 @@
-"""tools/eval_fixed_expert.py on generated scenes and a fresh checkpoint,
+"""tools/analysis_tools/eval_fixed_expert.py on generated scenes and a fresh checkpoint,
 and the layer/expert selection behind it."""
 import argparse
 import json
@@ -16,7 +16,7 @@ from moe_seg_plugin.moe import PatchConvMoE
 
 from .conftest import MOE_CONFIG, ROOT, fast_options, save_fresh_checkpoint
 
-TOOL = 'tools/eval_fixed_expert.py'
+TOOL = 'tools/analysis_tools/eval_fixed_expert.py'
 ONE_EXPERT = ['model.decode_head.moe.num_experts=1',
               'model.decode_head.moe.top_k=1']
 

@@ -1,4 +1,4 @@
-"""tools/export.py: a MoE segmentor to ONNX with its routing kept."""
+"""tools/deployment/export.py: a MoE segmentor to ONNX with its routing kept."""
 import subprocess
 import sys
 
@@ -13,7 +13,7 @@ SHAPE = ['--shape', '64', '128']
 
 
 def _run(args, expect=0):
-    result = subprocess.run([sys.executable, 'tools/export.py'] + args,
+    result = subprocess.run([sys.executable, 'tools/deployment/export.py'] + args,
                             cwd=ROOT, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == expect, (result.stdout[-3000:] +

@@ -1,4 +1,4 @@
-"""tools/get_flops.py, tools/benchmark.py and tools/benchmark_architectures.py
+"""tools/analysis_tools/get_flops.py, tools/analysis_tools/benchmark.py and tools/benchmarks/benchmark_architectures.py
 on the ERFNet street configs at a small input."""
 import json
 import subprocess
@@ -28,7 +28,7 @@ def _pct(new, old):
 
 def test_get_flops_moe_config_against_derived_and_given_stock(tmp_path):
     out = tmp_path / 'flops.json'
-    printed = _run(['tools/get_flops.py', MOE_CONFIG] + SHAPE +
+    printed = _run(['tools/analysis_tools/get_flops.py', MOE_CONFIG] + SHAPE +
                    ['--out', str(out)]).stdout
     result = json.loads(out.read_text())
     moe, stock, inc = result['model'], result['stock'], result[
@@ -52,7 +52,7 @@ def test_get_flops_moe_config_against_derived_and_given_stock(tmp_path):
     assert f"{moe['flops'] / 1e9:.3f}" in printed
 
     given = tmp_path / 'stock.json'
-    _run(['tools/get_flops.py', STOCK_CONFIG] + SHAPE +
+    _run(['tools/analysis_tools/get_flops.py', STOCK_CONFIG] + SHAPE +
          ['--out', str(given)])
     plain = json.loads(given.read_text())
     assert plain['stock'] is None and plain['model']['moe_layers'] == []
@@ -63,7 +63,7 @@ def test_get_flops_moe_config_against_derived_and_given_stock(tmp_path):
 def test_benchmark_against_a_baseline(fresh_checkpoint, tmp_path):
     out = tmp_path / 'latency.json'
     printed = _run([
-        'tools/benchmark.py', MOE_CONFIG, fresh_checkpoint, '--baseline',
+        'tools/analysis_tools/benchmark.py', MOE_CONFIG, fresh_checkpoint, '--baseline',
         STOCK_CONFIG, '--warmup', '1', '--repeats', '3', '--device', 'cpu',
         '--out', str(out)
     ] + SHAPE).stdout
@@ -78,18 +78,18 @@ def test_benchmark_against_a_baseline(fresh_checkpoint, tmp_path):
 
 
 def test_bad_benchmark_input_is_one_line(tmp_path):
-    missing = _run(['tools/benchmark.py', MOE_CONFIG,
+    missing = _run(['tools/analysis_tools/benchmark.py', MOE_CONFIG,
                     str(tmp_path / 'absent.pth')] + SHAPE, expect=2)
     assert 'absent.pth' in missing.stderr
     assert 'Traceback' not in missing.stderr
-    no_moe = _run(['tools/benchmark.py', STOCK_CONFIG, '--vs-stock'] + SHAPE,
+    no_moe = _run(['tools/analysis_tools/benchmark.py', STOCK_CONFIG, '--vs-stock'] + SHAPE,
                   expect=2)
     assert 'has no MoE wrappers' in no_moe.stderr
 
 
 def test_architecture_table(tmp_path):
     table, figures = tmp_path / 'table.md', tmp_path / 'table.json'
-    _run(['tools/benchmark_architectures.py', '--archs', 'erfnet',
+    _run(['tools/benchmarks/benchmark_architectures.py', '--archs', 'erfnet',
           '--warmup', '0', '--repeats', '2', '--out', str(table), '--json',
           str(figures)] + SHAPE)
     (result, ) = json.loads(figures.read_text())['results']
@@ -109,7 +109,7 @@ def test_family_table_rows_and_the_values_an_arch_cannot_have(tmp_path):
     """--family formulation: each value beside the stock model, in the same
     rounds; ENet's conv-scope values named with the reason, once."""
     figures = tmp_path / 'family.json'
-    printed = _run(['tools/benchmark_architectures.py', '--family',
+    printed = _run(['tools/benchmarks/benchmark_architectures.py', '--family',
                     'formulation', '--archs', 'erfnet', 'enet', '--warmup',
                     '0', '--repeats', '1', '--threads', '1', '--json',
                     str(figures)] + SHAPE).stdout
@@ -129,6 +129,6 @@ def test_family_table_rows_and_the_values_an_arch_cannot_have(tmp_path):
             if line.startswith('| erfnet | lowrank16 |')]
     assert len(rows) == 1 and rows[0].endswith(
         f"{erfnet['latency']['lowrank16']['median_ms'] / erfnet['latency']['stock']['median_ms']:.3f} |")  # noqa: E501
-    refused = _run(['tools/benchmark_architectures.py', '--values', 'merged'],
+    refused = _run(['tools/benchmarks/benchmark_architectures.py', '--values', 'merged'],
                    expect=2)
     assert '--values needs --family' in refused.stderr

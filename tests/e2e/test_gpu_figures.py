@@ -1,6 +1,6 @@
-"""tools/gpu_figures.py: the GPU figures script, run with --quick sizes on
+"""tools/benchmarks/gpu_figures.py: the GPU figures script, run with --quick sizes on
 the CPU (the layer and model tables; the compile check it runs is
-tools/compile_check.py's, tested in test_compile_check.py), and its guards:
+tools/deployment/compile_check.py's, tested in test_compile_check.py), and its guards:
 a compile failure or timeout is a row, a spent time budget skips
 sections."""
 import json
@@ -14,7 +14,7 @@ from .conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = ROOT / 'tools' / 'gpu_figures.py'
+SCRIPT = ROOT / 'tools' / 'benchmarks' / 'gpu_figures.py'
 
 
 def _rows(text: str, first_cells: str) -> list:

@@ -85,6 +85,6 @@ def test_missing_data_root_says_how_to_generate(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert 'train_dataloader.dataset: image folder' in result.stderr
-    assert 'python tools/generate_street_data.py --layout cityscapes' in \
+    assert 'python tools/misc/generate_street_data.py --layout cityscapes' in \
         result.stderr
     assert 'Traceback' not in result.stderr

@@ -1,4 +1,4 @@
-"""tools/visualize_routing.py on generated scenes and a fresh checkpoint."""
+"""tools/analysis_tools/visualize_routing.py on generated scenes and a fresh checkpoint."""
 import json
 import pathlib
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import MOE_CONFIG, ROOT
 
-TOOL = 'tools/visualize_routing.py'
+TOOL = 'tools/analysis_tools/visualize_routing.py'
 STOCK_CONFIG = 'configs/erfnet/erfnet_fcn_1xb4-1k_street-cityscapes-256x256.py'
 LAYER = 'decode_head.convs.0'
 # The 64x128 scenes are resized to 128x256 for the model; slide settings

@@ -33,7 +33,7 @@ def test_every_shipped_config_is_listed_once(index):
     listed = [m['Config'] for m in index['Models']]
     shipped = ['configs/' + c for c in shipped_configs(config_root())]
     assert sorted(listed) == shipped, (
-        'model-index.yml is out of date: run python tools/model_index.py')
+        'model-index.yml is out of date: run python tools/misc/model_index.py')
     names = [m['Name'] for m in index['Models']]
     assert len(set(names)) == len(names)
     collections = {c['Name'] for c in index['Collections']}

@@ -225,31 +225,22 @@ OCR_CONFIG = ('configs/ocrnet/'
               'patchmoe_ocrnet_r18-d8_1xb4-1k_street-cityscapes-256x256.py')
 
 
-def _train_tool():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'moe_seg_train_tool', ROOT / 'tools' / 'train.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
-def test_ocrnet_moe_config_trains_on_street_data(street_root, tmp_path,
+def test_ocrnet_moe_config_trains_on_street_data(tool, street_root, tmp_path,
                                                  monkeypatch):
     """The cascade MoE config trains two steps and validates through
     tools/train.py's Runner, on generated street scenes."""
     monkeypatch.chdir(ROOT)
-    tool = _train_tool()
+    train_tool = tool('train')
     work = tmp_path / 'work'
-    args = tool.parse_args([
+    args = train_tool.parse_args([
         OCR_CONFIG, '--work-dir', str(work), '--cfg-options',
         *fast_options(street_root, max_iters=2),
         # MMEngine reuses a Visualizer by name: an earlier test's would
         # write its scalars elsewhere.
         f'visualizer.name=ocrnet_test_{time.time_ns()}'
     ])
-    runner = tool.build_runner(args)
+    runner = train_tool.build_runner(args)
     runner.train()
     assert (work / 'iter_2.pth').is_file()
     heads = runner.model.decode_head

@@ -1,4 +1,4 @@
-"""tools/benchmark_dispatch.py on a tiny harness: its table and counts."""
+"""tools/benchmarks/benchmark_dispatch.py on a tiny harness: its table and counts."""
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

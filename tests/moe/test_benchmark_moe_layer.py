@@ -1,11 +1,11 @@
-"""tools/benchmark_moe_layer.py on a tiny sweep: figures, tables, errors."""
+"""tools/benchmarks/benchmark_moe_layer.py on a tiny sweep: figures, tables, errors."""
 import importlib.util
 import json
 import os.path as osp
 
 import pytest
 
-TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools',
+TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'benchmarks',
                 'benchmark_moe_layer.py')
 
 

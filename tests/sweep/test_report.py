@@ -1,5 +1,5 @@
 """The sweep report (tables, plots) and the findings check, on synthetic
-sweep directories with hand-chosen mIoUs; and tools/sweep_report.py as a
+sweep directories with hand-chosen mIoUs; and tools/analysis_tools/sweep_report.py as a
 subprocess."""
 import csv
 import json
@@ -105,7 +105,7 @@ def make_sweep(root: pathlib.Path, family: str, values: Sequence[str],
                default: str, mious: Dict[str, Dict[str, list]],
                routing: Optional[Dict[str, List[dict]]] = None
                ) -> pathlib.Path:
-    """A sweep directory as tools/sweep.py leaves it.
+    """A sweep directory as tools/analysis_tools/sweep.py leaves it.
 
     Args:
         root: Where the sweep directory goes.
@@ -314,7 +314,7 @@ def test_sweep_without_rows(tmp_path):
 # The tool.
 def _tool(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, 'tools/sweep_report.py', *args], cwd=ROOT,
+        [sys.executable, 'tools/analysis_tools/sweep_report.py', *args], cwd=ROOT,
         capture_output=True, text=True, timeout=300,
         env={**os.environ, 'OMP_NUM_THREADS': '1'})
 

@@ -1,4 +1,4 @@
-"""tools/sweep.py end to end on generated scenes: runs in fresh processes
+"""tools/analysis_tools/sweep.py end to end on generated scenes: runs in fresh processes
 with at most --jobs at once, one row per run, resumed by running the same
 command again (finished runs skipped, a killed run continued from its last
 checkpoint), a failed run recorded while the others go on; one-line errors
@@ -15,7 +15,7 @@ from moe_seg_plugin.sweep.spec import ROW_KEYS
 from e2e.conftest import fast_options, street_root  # noqa: F401  (fixture)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TOOL = 'tools/sweep.py'
+TOOL = 'tools/analysis_tools/sweep.py'
 
 
 def _sweep(*args: str, expect: int = 0) -> subprocess.CompletedProcess:

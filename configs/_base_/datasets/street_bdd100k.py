@@ -1,5 +1,5 @@
 # Generated street scenes in the BDD100K layout
-# (python tools/generate_street_data.py --layout bdd100k): MMSeg's stock
+# (python tools/misc/generate_street_data.py --layout bdd100k): MMSeg's stock
 # BDD100K settings pointed at data/street_bdd100k/ and scaled to the generated
 # 256x512 images (pipelines in street_pipelines.py).
 _base_ = ['mmseg::_base_/datasets/bdd100k.py', './street_pipelines.py']

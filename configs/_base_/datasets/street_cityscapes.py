@@ -1,5 +1,5 @@
 # Generated street scenes in the Cityscapes layout
-# (python tools/generate_street_data.py --layout cityscapes): MMSeg's stock
+# (python tools/misc/generate_street_data.py --layout cityscapes): MMSeg's stock
 # Cityscapes settings pointed at data/street_cityscapes/ and scaled to the generated
 # 256x512 images (pipelines in street_pipelines.py).
 _base_ = ['mmseg::_base_/datasets/cityscapes.py', './street_pipelines.py']

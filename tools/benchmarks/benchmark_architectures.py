@@ -9,7 +9,7 @@ and CPU/GPU latency of the tensor-mode forward (eval, no_grad, batch 1),
 both models timed alternately in one process. Prints a Markdown table.
 
 Usage:
-    python tools/benchmark_architectures.py [--shape H [W]] [--archs erfnet
+    python tools/benchmarks/benchmark_architectures.py [--shape H [W]] [--archs erfnet
         enet ...] [--warmup N] [--repeats N] [--device cpu] [--threads N]
         [--out FILE.md] [--json FILE.json] [--floor | --family NAME
         [--values V ...]]

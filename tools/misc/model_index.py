@@ -7,7 +7,7 @@ tests check that the file lists every shipped config with its current
 settings.
 
 Usage:
-    python tools/model_index.py [--out model-index.yml] [--no-flops]
+    python tools/misc/model_index.py [--out model-index.yml] [--no-flops]
         [--update]
 
 ``--update`` keeps the entries the file already has and counts only the
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
         kept=kept))
     if not ok:
         return 2
-    header = ('# Written by tools/model_index.py; read by `mim search '
+    header = ('# Written by tools/misc/model_index.py; read by `mim search '
               'moe_seg_plugin`.\n')
     with open(args.out, 'w', encoding='utf-8') as f:
         f.write(header)

@@ -36,7 +36,7 @@ or more (issue 24), or 1.2x with merged kernels (``expert_scope='conv'``,
 issue 25); at k=2 its latency at N=32 is at most 1.15x that at N=4.
 
 Usage:
-    python tools/benchmark_moe_layer.py [--archs A ...] [--experts N ...]
+    python tools/benchmarks/benchmark_moe_layer.py [--archs A ...] [--experts N ...]
         [--top-k K ...] [--repeats R] [--batch B] [--shape H W]
         [--modes forward backward] [--naive-budget S] [--naive-always N ...]
         [--threads T] [--dispatches auto views indexed]
@@ -87,7 +87,8 @@ SCALING_TARGET = 1.15  # moe at N=32 / moe at N=4, k=2
 DENSE_TARGET = 2.5  # moe / dense at N=8, k=2 ...
 MERGED_TARGET = 1.2  # ... the same with expert_scope='conv' ...
 DENSE_TARGET_FROM_MS = 10.0  # ... where the dense layer takes this or more
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -2,7 +2,7 @@
 its process against the time its Runner spent training and testing.
 
 Usage:
-    python tools/benchmark_sweep_overhead.py SWEEP_DIR
+    python tools/benchmarks/benchmark_sweep_overhead.py SWEEP_DIR
 
 Overhead = wall (process start to row written) - train - test: starting
 the process, reading the config, building the model, checking the grid,

@@ -22,7 +22,7 @@ worktree of an older commit) in the same rounds, loaded from its
 classes) of ``moe_seg_plugin/moe`` it called, and in how many files.
 
 Usage:
-    python tools/benchmark_dispatch.py [--experts 4 8 32] [--top-k 2]
+    python tools/benchmarks/benchmark_dispatch.py [--experts 4 8 32] [--top-k 2]
         [--threads 1] [--repeats 5] [--old PATH] [--capacity-factor F]
         [--count-functions]
         [--device cpu]
@@ -41,7 +41,8 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -9,7 +9,7 @@ metrics. Progress: the Runner logs every default_hooks.logger.interval
 test iterations.
 
 Usage:
-    python tools/analyze_routing.py CONFIG CHECKPOINT [--work-dir DIR]
+    python tools/analysis_tools/analyze_routing.py CONFIG CHECKPOINT [--work-dir DIR]
         [--out-dir DIR] [--force-expert I] [--cfg-options key=value ...]
         [--launcher {none,pytorch,slurm,mpi}]
 """

@@ -5,7 +5,7 @@ CityscapesDataset / BDD100KDataset (and configs/_base_/datasets/street_*.py)
 read them unchanged. Same arguments, same bytes.
 
 Usage:
-    python tools/generate_street_data.py [--layout cityscapes] [--out DIR]
+    python tools/misc/generate_street_data.py [--layout cityscapes] [--out DIR]
         [--num-train 200] [--num-val 50] [--height 256] [--width 512]
         [--seed 0] [--overwrite]
 """

@@ -12,7 +12,7 @@ gate tends to send every patch to the same k experts, which then run on
 every window; give a trained checkpoint to time a trained model's routing.
 
 Usage:
-    python tools/benchmark.py CONFIG [CHECKPOINT] [--baseline STOCK_CONFIG
+    python tools/analysis_tools/benchmark.py CONFIG [CHECKPOINT] [--baseline STOCK_CONFIG
         [--baseline-checkpoint FILE] | --vs-stock] [--shape H [W]]
         [--warmup N] [--repeats N] [--device cpu|cuda] [--threads N]
         [--cfg-options key=value ...] [--out FILE.json]

@@ -5,7 +5,7 @@ whole document rewritten to ``--out``/``--json`` after every section, so a
 run cut short still leaves what it measured):
 
 1. Layer: the PatchConvMoE layer against k dense layers (the harness of
-   ``tools/benchmark_dispatch.py``: Conv3x3 + BN + ReLU experts, top-k over
+   ``tools/benchmarks/benchmark_dispatch.py``: Conv3x3 + BN + ReLU experts, top-k over
    a 3x3 grid, the 2Conv-GAP gate with spread routing, the switch loss), for
    N experts, forward (eval, no grad) and forward + backward (train), under
    bf16 autocast; also in capacity mode. Ratio = layer / (k dense layers);
@@ -16,7 +16,7 @@ run cut short still leaves what it measured):
    AMP: MMEngine's AmpOptimWrapper, SGD). The MoE model is timed with its
    fresh gate and with spread routing (what a balanced trained gate does).
 3. torch.compile of the ERFNet street config's ``train_step`` through
-   ``tools/compile_check.py``, default mode and capacity mode, each in a
+   ``tools/deployment/compile_check.py``, default mode and capacity mode, each in a
    subprocess with a timeout; a failure is reported, not raised.
 
 All timings: cells timed in interleaved rounds in one process (every ratio
@@ -25,7 +25,7 @@ clock read after ``torch.cuda.synchronize()`` on CUDA. A time budget
 (``--budget``) skips what would start after it is spent.
 
 Usage:
-    python tools/gpu_figures.py [--device cuda|cpu] [--quick]
+    python tools/benchmarks/gpu_figures.py [--device cuda|cpu] [--quick]
         [--repeats R] [--warmup W] [--budget SECONDS]
         [--out FILE.md] [--json FILE.json]
         [--skip-layer] [--skip-models] [--skip-compile]
@@ -36,7 +36,7 @@ Usage:
 
 ``--quick`` shrinks everything (layer 2x16x24x48, N = 4 and 8; models at
 64x128, training batch 2; compile backend 'eager') for a CPU check:
-``python tools/gpu_figures.py --device cpu --quick --repeats 1``.
+``python tools/benchmarks/gpu_figures.py --device cpu --quick --repeats 1``.
 """
 import argparse
 import contextlib
@@ -57,8 +57,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOOLS = osp.join(ROOT, 'tools')
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(ROOT, 'tools', 'benchmarks')
 # The plugin of this checkout, also where it is not installed.
 if ROOT not in sys.path:
     sys.path.insert(1, ROOT)
@@ -684,7 +684,7 @@ def render_compile(data: dict) -> str:
               'loss eager', 'first compiled step (s)', 'whole check (s)']
     shape = 'x'.join(map(str, data['shape']))
     lines = ['## 3. torch.compile of train_step', '',
-             f"`tools/compile_check.py` on `{data['config']}`, batch "
+             f"`tools/deployment/compile_check.py` on `{data['config']}`, batch "
              f"{data['batch']}, {shape}, each mode in a subprocess.", '',
              table(header, rows)]
     if reports:

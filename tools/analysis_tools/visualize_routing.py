@@ -13,7 +13,7 @@ Inference runs in 'whole' mode (model.test_cfg.mode='whole' is forced): in
 only the last one.
 
 Usage:
-    python tools/visualize_routing.py CONFIG CHECKPOINT --img IMG [IMG ...]
+    python tools/analysis_tools/visualize_routing.py CONFIG CHECKPOINT --img IMG [IMG ...]
         [--out-dir DIR] [--layer PATH ...] [--device cpu] [--opacity 0.45]
         [--cfg-options key=value ...]
 """

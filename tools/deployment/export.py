@@ -23,7 +23,7 @@ top-k changes. ``--eval`` runs the config's test loop and metric
 ONNX INT8. The latencies are timed in one process, in alternating rounds.
 
 Usage:
-    python tools/export.py CONFIG CHECKPOINT --format onnx [--shape H W]
+    python tools/deployment/export.py CONFIG CHECKPOINT --format onnx [--shape H W]
         [--out FILE.onnx] [--capacity-factor F] [--compare-stock]
         [--stock-checkpoint FILE] [--int8 [--calib N]] [--eval]
         [--cfg-options key=value ...]

@@ -10,7 +10,7 @@ break inside nested calls counts once per frame that resumes after it). With
 so the breaks the MoE layers add stand out.
 
 Usage:
-    python tools/compile_check.py CONFIG [--capacity-factor F]
+    python tools/deployment/compile_check.py CONFIG [--capacity-factor F]
         [--backend eager] [--batch 2] [--shape 64 64] [--compare-stock]
         [--cfg-options key=value ...]
 
