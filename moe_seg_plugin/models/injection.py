@@ -50,7 +50,10 @@ def conv_paths(root: nn.Module) -> List[str]:
     return paths
 
 
-def _listing(root: nn.Module, near: Optional[str] = None) -> str:
+def module_listing(root: nn.Module,
+                   near: Optional[str] = None) -> str:
+    """The conv-like paths of ``root`` for an error message: those closest
+    to ``near`` first when some are close, then all of them."""
     paths = conv_paths(root)
     if near:
         close = difflib.get_close_matches(near, paths, n=5, cutoff=0.4)
@@ -67,7 +70,7 @@ def get_module(root: nn.Module, path: str, where: str) -> nn.Module:
         if child is None:
             raise ValueError(
                 f'{where}: no module at {path!r} in '
-                f'{type(root).__name__}; {_listing(root, path)}')
+                f'{type(root).__name__}; {module_listing(root, path)}')
         module = child
     return module
 
@@ -105,7 +108,7 @@ def inject_moe(root: nn.Module, target: str, settings: dict,
     if not is_conv_like(module):
         raise ValueError(
             f'{where}.target: {target!r} is a {type(module).__name__}, not '
-            f'a conv-like module; {_listing(root, target)}')
+            f'a conv-like module; {module_listing(root, target)}')
     try:
         layer = PatchConvMoE(module, **settings)
     except ValueError as exc:

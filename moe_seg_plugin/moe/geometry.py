@@ -105,14 +105,6 @@ class ChainAxis:
             out.append(size)
         return out
 
-    def cumulative_strides(self) -> List[int]:
-        """Product of the strides up to and including each stage."""
-        out, scale = [], 1
-        for s in self.stages:
-            scale *= s.stride
-            out.append(scale)
-        return out
-
 
 def _pair(value) -> Tuple[int, int]:
     return (value, value) if isinstance(value, int) else tuple(value)

@@ -6,7 +6,7 @@ import re
 from statistics import mean
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .report import (TableRow, _finite, _ordered, finished,
+from .report import (TableRow, finished, is_finite_number, ordered_once,
                      read_routing_stats, rows_of)
 
 
@@ -24,7 +24,7 @@ def write_plots(sweep_dir: str, out_dir: str, rows: Sequence[dict],
         dict: {arch: [PNG file names written in ``out_dir``]}.
     """
     drawn = {}
-    for arch in _ordered([], [line.arch for line in table]):
+    for arch in ordered_once([], [line.arch for line in table]):
         lines = [line for line in table if line.arch == arch]
         stem = _file_stem(arch)
         names = []
@@ -132,11 +132,12 @@ def _train_entropy(sweep_dir: str, row: dict) -> Dict[int, float]:
     """{iter: usage entropy averaged over layers} of a run's training."""
     found = {}
     for entry in read_routing_stats(sweep_dir, row):
-        if entry.get('mode') != 'train' or not _finite(entry.get('iter')):
+        if (entry.get('mode') != 'train'
+                or not is_finite_number(entry.get('iter'))):
             continue
         numbers = [s.get('usage_entropy') for s in entry['layers'].values()
                    if isinstance(s, dict)]
-        numbers = [float(n) for n in numbers if _finite(n)]
+        numbers = [float(n) for n in numbers if is_finite_number(n)]
         if numbers:
             found[int(entry['iter'])] = mean(numbers)
     return found

@@ -1,15 +1,13 @@
-"""The paper's kind of table and plots from a sweep directory.
+"""The paper's kind of table from a sweep directory.
 
 A sweep directory (see :mod:`.spec`) holds ``sweep.json`` and one
-``runs/<run_id>/row.json`` per ended run. This module reads them and writes,
-per architecture and family value (the stock baseline first):
-
-- ``table.md`` / ``table.csv``: runs done, failed and broken (a row.json
-  that cannot be read), mIoU mean ± std over seeds, the paired difference
-  to the stock baseline with its spread, params +%, GFLOPs +%, latency
-  ratio and the final routing balance (only values the sweep ran);
-- the plots of :mod:`.plots` (mIoU per value, usage entropy over
-  training, P(expert | class) of the best value).
+``runs/<run_id>/row.json`` per ended run. This module reads them and makes,
+per architecture and family value (the stock baseline first), the rows of
+``table.md`` / ``table.csv``: runs done, failed and broken (a row.json
+that cannot be read), mIoU mean ± std over seeds, the paired difference
+to the stock baseline with its spread, params +%, GFLOPs +%, latency
+ratio and the final routing balance (only values the sweep ran).
+:mod:`.outputs` writes them with the plots of :mod:`.plots`.
 
 The seed-spread rule (:data:`SPREAD_RULE`, :meth:`Difference.inside_spread`)
 decides whether a difference is a finding; the findings report
@@ -24,7 +22,6 @@ from statistics import mean, stdev
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..engine.errors import SetupError
-from .files import make_folder
 from .spec import (BASELINE, ROW_FILE, RUNS_DIR, SWEEP_FILE, BrokenRow,
                    parse_run_id, read_row)
 
@@ -309,10 +306,11 @@ def read_routing_stats(sweep_dir: str, row: dict) -> List[dict]:
 # Numbers of rows.
 def finished(row: dict) -> bool:
     """Whether the run ended with a finite mIoU (a row that counts)."""
-    return row.get('status') == 'done' and _finite(row.get('mIoU'))
+    return row.get('status') == 'done' and is_finite_number(row.get('mIoU'))
 
 
-def _finite(value) -> bool:
+def is_finite_number(value) -> bool:
+    """Whether ``value`` is an int or float (not a bool) and finite."""
     return isinstance(value, (int, float)) and not isinstance(
         value, bool) and math.isfinite(value)
 
@@ -340,10 +338,10 @@ def metric(row: dict, name: str) -> Optional[float]:
         layers = (row.get('routing') or {}).values()
         found = [stats.get(name) for stats in layers
                  if isinstance(stats, dict)]
-        found = [float(v) for v in found if _finite(v)]
+        found = [float(v) for v in found if is_finite_number(v)]
         return mean(found) if found else None
     value = row.get(name)
-    return float(value) if _finite(value) else None
+    return float(value) if is_finite_number(value) else None
 
 
 def rows_of(rows: Sequence[dict], arch: str, value: str) -> List[dict]:
@@ -434,9 +432,9 @@ def summarise(rows: Sequence[dict],
         raise SetupError('no run of the sweep has ended yet: nothing to '
                          'summarise')
     held = _held_runs(runs) if runs is not None else None
-    archs = _ordered(archs or [], [r['arch'] for r in rows])
-    order = _ordered([BASELINE] + list(values or []),
-                     [r['value'] for r in rows])
+    archs = ordered_once(archs or [], [r['arch'] for r in rows])
+    order = ordered_once([BASELINE] + list(values or []),
+                         [r['value'] for r in rows])
     seeds_expected = len(seeds) if seeds else len({r['seed'] for r in rows})
     table = []
     for arch in archs:
@@ -464,7 +462,7 @@ def _held_runs(runs: Sequence[str]) -> Dict[Tuple[str, str], List[str]]:
     return held
 
 
-def _ordered(first: Sequence[str], found: Sequence[str]) -> List[str]:
+def ordered_once(first: Sequence[str], found: Sequence[str]) -> List[str]:
     """``first`` followed by the items of ``found`` not in it, each once."""
     order = []
     for item in list(first) + list(found):
@@ -603,7 +601,7 @@ def markdown(meta: dict, table: Sequence[TableRow],
         f'{", ".join(str(v) for v in meta["values"])}; paper default: '
         f'{meta.get("default", "n/a")}', ''
     ]
-    for arch in _ordered([], [line.arch for line in table]):
+    for arch in ordered_once([], [line.arch for line in table]):
         lines = [line for line in table if line.arch == arch]
         out += [f'## {arch}', ''] + markdown_table(lines) + ['']
         out += [f'![{name}]({name})' for name in (plots or {}).get(arch, [])]
@@ -659,37 +657,3 @@ def write_csv(path: str, table: Sequence[TableRow]) -> str:
         writer.writeheader()
         writer.writerows(line.csv_row() for line in table)
     return path
-
-
-def write_tables(sweep_dir: str, out_dir: Optional[str] = None,
-                 plots: bool = True) -> List[str]:
-    """Write table.md, table.csv and (by default) the plots of a sweep.
-
-    Args:
-        sweep_dir (str): The sweep directory.
-        out_dir (str, optional): Where they go (created). Default:
-            ``sweep_dir``.
-        plots (bool): Also draw the PNG plots (linked from table.md).
-
-    Returns:
-        list[str]: The files written, table.md first.
-
-    Raises:
-        SetupError: If ``sweep_dir`` is not a sweep directory, no run of
-            it has a readable row yet, or ``out_dir`` cannot be a folder.
-    """
-    found = load_runs(sweep_dir)
-    check_ended(sweep_dir, found)
-    meta, rows = found.meta, found.rows
-    out_dir = out_dir or sweep_dir
-    make_folder(out_dir, '--out-dir')
-    table = summarise(rows, meta['values'], meta['seeds'], meta['archs'],
-                      meta['runs'], found.broken)
-    from .plots import write_plots
-    drawn = write_plots(sweep_dir, out_dir, rows, table) if plots else {}
-    md_path = osp.join(out_dir, 'table.md')
-    with open(md_path, 'w', encoding='utf-8') as file:
-        file.write(markdown(meta, table, drawn))
-    csv_path = write_csv(osp.join(out_dir, 'table.csv'), table)
-    pngs = [osp.join(out_dir, n) for names in drawn.values() for n in names]
-    return [md_path, csv_path] + pngs

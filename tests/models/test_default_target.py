@@ -15,7 +15,7 @@ from moe_seg_plugin.models.heads.default_target import (DEFAULT_TARGETS,
 from moe_seg_plugin.moe import PatchConvMoE
 
 # The heads' settings and inputs: the every-decode-head harness.
-from test_every_decode_head import CASES, build_head, head_cfg
+from decode_head_cases import CASES, build_head, head_cfg
 
 #: The last conv each head's forward runs before its classifier, read from
 #: the head's source (MMSeg 1.2.2) for the settings of its case.

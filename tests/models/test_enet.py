@@ -4,15 +4,11 @@ import pytest
 import torch
 from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 
-from moe_seg_plugin.datasets import generate_scene
 from moe_seg_plugin.moe import PatchConvMoE
 
-HEAD = dict(type='ENetHead', in_channels=16, channels=16, num_classes=19,
-            norm_cfg=dict(type='BN'), align_corners=False)
+from enet_cases import HEAD, street_batch  # noqa: I100
 
 
 @pytest.fixture(autouse=True)
@@ -61,27 +57,13 @@ def test_moe_at_the_decoders_last_block_equals_dense_with_one_expert():
         torch.testing.assert_close(moe(x), head(x), atol=1e-5, rtol=1e-5)
 
 
-def _street_batch(count=4, size=(64, 128)):
-    rng = np.random.default_rng(0)
-    images, samples = [], []
-    for _ in range(count):
-        image, label = generate_scene(rng, *size)
-        images.append(torch.from_numpy(image).permute(2, 0, 1).float())
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(
-            data=torch.from_numpy(label.astype(np.int64))[None])
-        sample.set_metainfo(dict(img_shape=size, pad_shape=size))
-        samples.append(sample)
-    return images, samples
-
-
 def test_a_few_training_steps_lower_the_loss():
     torch.manual_seed(0)
     model = _segmentor(dict(HEAD, type='PatchMoEHead', head_type='ENetHead',
                             moe=dict(num_experts=4, balance_loss=dict(
                                 type='MoESwitchLoss', loss_weight=0.01))))
     model.train()
-    images, samples = _street_batch()
+    images, samples = street_batch()
     data = model.data_preprocessor(dict(inputs=images, data_samples=samples),
                                    True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
@@ -127,7 +109,7 @@ def test_a_training_step_with_deterministic_algorithms(deterministic):
     model = _segmentor(dict(HEAD, type='PatchMoEHead', head_type='ENetHead',
                             moe=dict(num_experts=4)))
     model.train()
-    images, samples = _street_batch(count=2, size=(33, 47))
+    images, samples = street_batch(count=2, size=(33, 47))
     data = model.data_preprocessor(dict(inputs=images, data_samples=samples),
                                    True)
     terms = model(**data, mode='loss')

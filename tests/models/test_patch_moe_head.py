@@ -1,6 +1,7 @@
 """PatchMoEHead: default targets, stock keys, losses (also of cascade heads),
 upcycling, errors, and the OCRNet MoE config trained on street scenes."""
 import copy
+import inspect
 import json
 import logging
 import math
@@ -16,6 +17,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
+from moe_seg_plugin.models.heads.patch_moe_head import PatchMoEHead
 from moe_seg_plugin.moe import PatchConvMoE
 
 # Generated street scenes and fast run settings of the end-to-end tests.
@@ -253,3 +255,13 @@ def test_ocrnet_moe_config_trains_on_street_data(tool, street_root, tmp_path,
     assert trained and 'decode_0.loss_ce' in trained[-1]
     assert all(math.isfinite(r['loss']) for r in trained)
     assert any('mIoU' in r for r in records)
+
+
+def test_docstring_names_every_patch_conv_moe_setting():
+    """``decode_head.moe`` takes PatchConvMoE's arguments: the wrapper's
+    docstring lists each one."""
+    settings = inspect.signature(PatchConvMoE.__init__).parameters
+    doc = ' '.join(PatchMoEHead.__doc__.split())
+    missing = [name for name in settings
+               if name not in ('self', 'module') and name not in doc]
+    assert not missing, f'PatchMoEHead docstring misses {missing}'

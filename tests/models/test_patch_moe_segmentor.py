@@ -7,7 +7,7 @@ from mmseg.registry import MODELS
 
 from moe_seg_plugin.moe import PatchConvMoE
 
-from test_enet import HEAD, _street_batch
+from enet_cases import HEAD, street_batch
 
 STOCK = dict(
     type='EncoderDecoder',
@@ -32,7 +32,7 @@ def _moe(layers, **extra):
 
 
 def _loss(model):
-    images, samples = _street_batch(count=2, size=(64, 96))
+    images, samples = street_batch(count=2, size=(64, 96))
     data = model.data_preprocessor(dict(inputs=images, data_samples=samples),
                                    True)
     model.train()

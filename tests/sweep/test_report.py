@@ -18,8 +18,9 @@ from moe_seg_plugin.sweep.findings import (AGREES, DISAGREES, FINDINGS,
                                            NOISE, NOT_MEASURED,
                                            check_findings, expected_value,
                                            write_findings)
+from moe_seg_plugin.sweep.outputs import write_tables
 from moe_seg_plugin.sweep.report import (CSV_COLUMNS, Difference,
-                                         load_sweep, summarise, write_tables)
+                                         load_sweep, summarise)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SEEDS = (0, 1, 2)

@@ -96,7 +96,8 @@ def report(args: argparse.Namespace) -> Tuple[List[str], List[str]]:
         cannot be read: they are listed as broken in its table.md).
     """
     from moe_seg_plugin.sweep.findings import write_findings
-    from moe_seg_plugin.sweep.report import broken_summary, write_tables
+    from moe_seg_plugin.sweep.outputs import write_tables
+    from moe_seg_plugin.sweep.report import broken_summary
     found = check_inputs(args)
     written, problems = [], []
     for sweep_dir, target, runs in zip(

@@ -16,7 +16,7 @@ from mmseg.models.decode_heads.cascade_decode_head import \
     BaseCascadeDecodeHead
 from torch import Tensor, nn
 
-from ..injection import _listing, conv_paths
+from ..injection import conv_paths, module_listing
 
 DefaultTarget = Union[str, Callable[[nn.Module], str]]
 
@@ -149,7 +149,7 @@ def _no_conv_error(head: nn.Module, where: str) -> ValueError:
                   "'conv_seg' routes the classifier itself)")
     return ValueError(
         f'{where}: {head_name(head)} has no conv before the classifier to '
-        f'replace by default; {advice}; {_listing(head)}')
+        f'replace by default; {advice}; {module_listing(head)}')
 
 
 def probe_target(head: nn.Module,
@@ -221,7 +221,7 @@ def _probe_forward(head: nn.Module, where: str, ran: List[str]) -> None:
         raise ValueError(
             f'{where}: could not run {head_name(head)} on probe inputs to '
             f'find its last conv before the classifier ({error}); set it to '
-            f'a conv-like path; {_listing(head)}')
+            f'a conv-like path; {module_listing(head)}')
 
 
 def _first_run(head: nn.Module, candidates: Iterator[list],

@@ -36,9 +36,13 @@ class PatchMoEHead:
 
     Args:
         head_type (str): The wrapped head, e.g. 'PSPHead'.
-        moe (dict, optional): PatchConvMoE settings (num_experts, top_k,
-            grid / patch_size, gate, noisy_gating, noise_std, balance_loss,
-            num_shared_experts, expert_init, init_noise) plus ``target``, the
+        moe (dict, optional): The arguments of
+            :class:`~moe_seg_plugin.moe.PatchConvMoE` after the replaced
+            module (num_experts, top_k, grid / patch_size, gate,
+            noisy_gating, noise_std, weighting, balance_loss,
+            num_shared_experts, expert_init, init_noise, capacity_factor,
+            dispatch, expert_scope, merge_experts, expert_rank) plus
+            ``target``, the
             dotted path of the conv inside the head. Default target: the
             decoder's last conv before the classifier, found by running the
             head once (:mod:`.default_target`; ``DEFAULT_TARGETS`` for the
