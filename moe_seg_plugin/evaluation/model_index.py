@@ -6,7 +6,8 @@ One OpenMMLab model-index entry per shipped config (every ``.py`` under
 crop size (batch 1, MoE layers as they run, which depends on where the
 freshly initialised gate routes a random input: both drawn from seed 0; see
 :mod:`.flops`) and, for a
-MoE config, the PatchConvMoE settings of its layers. ``tools/misc/model_index.py``
+MoE config, the PatchConvMoE settings of its layers.
+``tools/misc/model_index.py``
 writes the file; the package ships it as ``.mim/model-index.yml``.
 """
 import os

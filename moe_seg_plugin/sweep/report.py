@@ -235,7 +235,8 @@ def broken_summary(sweep_dir: str, found: SweepRuns,
             f'cannot be read, listed as broken in {table_path} and left '
             f'out of the tables and findings: {first}'
             + (f' (and {count - 1} more)' if count > 1 else '')
-            + '; run tools/analysis_tools/sweep.py on the sweep again to re-run them')
+            + '; run tools/analysis_tools/sweep.py on the sweep again to '
+            're-run them')
 
 
 def _read_meta(sweep_dir: str) -> dict:
@@ -246,7 +247,8 @@ def _read_meta(sweep_dir: str) -> dict:
                 'it is a file' if not osp.isdir(sweep_dir) else
                 f'no {SWEEP_FILE}')
         raise SetupError(f'{sweep_dir!r} is not a sweep directory ({what}; '
-                         f'give a folder written by tools/analysis_tools/sweep.py)')
+                         f'give a folder written by '
+                         f'tools/analysis_tools/sweep.py)')
     try:
         with open(path, encoding='utf-8') as file:
             meta = json.load(file)
@@ -626,7 +628,8 @@ def _broken_section(table: Sequence[TableRow]) -> List[str]:
     if not broken:
         return []
     out = [f'## Broken runs ({ROW_FILE} cannot be read; left out of the '
-           'means)', '', 'Run tools/analysis_tools/sweep.py on the sweep again to re-run '
+           'means)', '',
+           'Run tools/analysis_tools/sweep.py on the sweep again to re-run '
            'them (they resume from their last checkpoint).', '',
            '| run | file: why |', '|---|---|']
     out += [f'| {run} | {_escape(why)} |' for run, why in broken]

@@ -13,7 +13,8 @@ from .files import make_folder, read_json, write_json
 from .spec import SWEEP_FILE, RunSpec
 
 #: What sweep.json holds, for messages.
-SWEEP_RECORD = 'the record tools/analysis_tools/sweep.py writes (family, dataset, runs)'
+SWEEP_RECORD = ('the record tools/analysis_tools/sweep.py writes (family, '
+                'dataset, runs)')
 
 
 def _union(old: list, new: list) -> list:

@@ -1,5 +1,5 @@
-"""tools/analysis_tools/eval_fixed_expert.py on generated scenes and a fresh checkpoint,
-and the layer/expert selection behind it."""
+"""tools/analysis_tools/eval_fixed_expert.py on generated scenes and a fresh
+checkpoint, and the layer/expert selection behind it."""
 import argparse
 import json
 import subprocess

@@ -54,7 +54,8 @@ def _sweep(root: pathlib.Path, cut: bool = True) -> pathlib.Path:
     return sweep
 
 
-# Folder arguments that are files (tools/analysis_tools/sweep.py, tools/analysis_tools/sweep_report.py).
+# Folder arguments that are files (tools/analysis_tools/sweep.py,
+# tools/analysis_tools/sweep_report.py).
 @pytest.mark.parametrize('dry_run', [False, True])
 @pytest.mark.parametrize('below', [False, True])
 def test_sweep_work_dir_that_is_a_file(tool, tmp_path, capsys, dry_run,

@@ -1,5 +1,6 @@
 """The sweep report (tables, plots) and the findings check, on synthetic
-sweep directories with hand-chosen mIoUs; and tools/analysis_tools/sweep_report.py as a
+sweep directories with hand-chosen mIoUs; and
+tools/analysis_tools/sweep_report.py as a
 subprocess."""
 import csv
 import json
@@ -315,7 +316,8 @@ def test_sweep_without_rows(tmp_path):
 # The tool.
 def _tool(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, 'tools/analysis_tools/sweep_report.py', *args], cwd=ROOT,
+        [sys.executable, 'tools/analysis_tools/sweep_report.py', *args],
+        cwd=ROOT,
         capture_output=True, text=True, timeout=300,
         env={**os.environ, 'OMP_NUM_THREADS': '1'})
 

@@ -1,5 +1,5 @@
-"""tools/analysis_tools/sweep.py end to end on generated scenes: runs in fresh processes
-with at most --jobs at once, one row per run, resumed by running the same
+"""tools/analysis_tools/sweep.py end to end on generated scenes: runs in
+fresh processes with at most --jobs at once, one row per run, resumed by running the same
 command again (finished runs skipped, a killed run continued from its last
 checkpoint), a failed run recorded while the others go on; one-line errors
 for bad input."""

@@ -7,7 +7,8 @@ Prints a Markdown table (one column per setting, gated first) and writes it
 to OUT_DIR/fixed_expert.md, the numbers to OUT_DIR/fixed_expert.json.
 
 Usage:
-    python tools/analysis_tools/eval_fixed_expert.py CONFIG CHECKPOINT [--experts I ...]
+    python tools/analysis_tools/eval_fixed_expert.py CONFIG CHECKPOINT \
+        [--experts I ...]
         [--layer PATH ...] [--work-dir DIR] [--out-dir DIR]
         [--log-level LEVEL] [--cfg-options key=value ...]
 """

@@ -10,7 +10,8 @@ increases in %, and a breakdown per MoE layer. Parameters leave out MMSeg's
 auxiliary heads (training only), as MMSeg's get_flops does.
 
 Usage:
-    python tools/analysis_tools/get_flops.py CONFIG [--shape H [W]] [--baseline STOCK_CONFIG]
+    python tools/analysis_tools/get_flops.py CONFIG [--shape H [W]] \
+        [--baseline STOCK_CONFIG]
         [--cfg-options key=value ...] [--out FILE.json]
 """
 import argparse

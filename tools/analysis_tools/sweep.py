@@ -3,7 +3,8 @@ the stock baseline per seed, each trained and tested through MMEngine's
 Runner, one row per run in the sweep directory.
 
 Usage:
-    python tools/analysis_tools/sweep.py FAMILY [--archs enet erfnet] [--seeds 0 1 2]
+    python tools/analysis_tools/sweep.py FAMILY [--archs enet erfnet] \
+        [--seeds 0 1 2]
         [--values 2x2 3x3] [--dataset street|cityscapes|bdd100k]
         [--cfg-options key=value ...] [--work-dir DIR] [--jobs N]
         [--executor local|slurm] [--partition P] [--gpus G] [--nodes N]
@@ -102,7 +103,8 @@ def sweep(args: argparse.Namespace) -> int:
         print(f'submitted {len(jobs)} Slurm jobs: '
               f'{sorted({str(job.job_id) for job in jobs.values()})}')
         if args.no_wait:
-            print('run this command again (or tools/analysis_tools/sweep_report.py) once '
+            print('run this command again (or '
+                  'tools/analysis_tools/sweep_report.py) once '
                   'they have ended')
             return 0
         rows = wait_slurm(jobs, specs, sweep_dir, progress)
@@ -110,7 +112,8 @@ def sweep(args: argparse.Namespace) -> int:
     print(f'{len(rows) - len(failed)} of {len(rows)} runs done'
           + (f'; failed: {[row.get("run_id") for row in failed]}'
              if failed else '')
-          + f'. Tables: python tools/analysis_tools/sweep_report.py {sweep_dir}')
+          + '. Tables: python tools/analysis_tools/sweep_report.py '
+          + sweep_dir)
     return 1 if failed else 0
 
 

@@ -1,7 +1,7 @@
 """Paper-style tables, plots and the findings check of sweep directories.
 
-For each SWEEP_DIR (written by tools/analysis_tools/sweep.py) writes table.md and
-table.csv (per architecture and value: runs done / failed, mIoU mean ± std
+For each SWEEP_DIR (written by tools/analysis_tools/sweep.py) writes
+table.md and table.csv (per architecture and value: runs done / failed, mIoU mean ± std
 over seeds, the paired difference to the stock baseline with its spread,
 params +%, GFLOPs +%, latency ratio, usage entropy, dominant share, dead
 experts, importance CV^2) and the PNG plots miou_<arch>.png,
@@ -18,7 +18,8 @@ broken in table.md and left out; the tool then prints one error line per
 such sweep and exits with 1 (2 for bad input, when nothing is written).
 
 Usage:
-    python tools/analysis_tools/sweep_report.py SWEEP_DIR [SWEEP_DIR ...] [--out-dir DIR]
+    python tools/analysis_tools/sweep_report.py SWEEP_DIR [SWEEP_DIR ...] \
+        [--out-dir DIR]
         [--no-plots]
 """
 import argparse
@@ -32,7 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         description=__doc__.split('\n\nUsage:')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('sweep_dirs', nargs='+', metavar='SWEEP_DIR',
-                        help='sweep directory written by tools/analysis_tools/sweep.py')
+                        help='sweep directory written by '
+                        'tools/analysis_tools/sweep.py')
     parser.add_argument(
         '--out-dir', metavar='DIR',
         help='where the reports go (default: each sweep dir; findings.md '
