@@ -1,6 +1,7 @@
 """MMEngine glue: run set-up shared by the tools, and hooks."""
 from .checkpoint_fit import CheckpointFitHook
 from .errors import SetupError, as_setup_error
+from .grid_check_hook import GridCheckHook
 from .progress import ProgressHook
 from .progress_file import ProgressFileHook
 from .random_state_hook import RandomStateHook
@@ -14,6 +15,7 @@ __all__ = [
     'enable_amp',
     'set_work_dir', 'test_config', 'use_tta', 'ProgressHook',
     'ProgressFileHook',
-    'RoutingStatsHook', 'CheckpointFitHook', 'RandomStateHook', 'run_cli',
+    'RoutingStatsHook', 'GridCheckHook', 'CheckpointFitHook',
+    'RandomStateHook', 'run_cli',
     'runner_from_cfg', 'clear_errors', 'SetupError', 'as_setup_error'
 ]

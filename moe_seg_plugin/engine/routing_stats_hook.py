@@ -1,9 +1,8 @@
 """Routing statistics of every PatchConvMoE layer, logged while a Runner
 trains, validates or tests."""
-import json
 import logging
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine import dist as mm_dist
@@ -13,13 +12,11 @@ from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 from torch import nn
 
-from ..models.grid_check import check_model_grids
 from ..models.injection import moe_layers, segmentor_of
-from .atomic_files import atomic_write
-from .errors import SetupError
 from ..moe.routing import RoutingRecord
-from ..moe.statistics import (RoutingCounts, class_expert_counts,
-                              label_cells, slide_windows)
+from ..moe.statistics import RoutingCounts
+from .routing_labels import image_class_counts, inference_windows
+from .routing_stats_file import append_entry, drop_entries_after
 
 #: Summary entries logged as scalars, by their name in the logs.
 LOGGED = {
@@ -30,13 +27,15 @@ LOGGED = {
     'gate_entropy': 'gate_entropy',
     'dropped_share': 'dropped_share',
 }
-DEFAULT_LOG_INTERVAL = 50  # LoggerHook's default
+#: The logging rule (interval, ignore_last) of a run without a LoggerHook:
+#: MMSeg's default_runtime logger interval.
+NO_LOGGER_RULE = (50, True)
 
 
 @HOOKS.register_module()
 class RoutingStatsHook(Hook):
-    """Logs how the PatchConvMoE layers route (DESIGN.md, routing
-    statistics).
+    """Logs how the PatchConvMoE layers route (docs/en/advanced/design.md,
+    routing statistics).
 
     Every forward pass of every PatchConvMoE layer is counted. In training
     the counts since the last log are summed over ranks and logged at the
@@ -72,6 +71,10 @@ class RoutingStatsHook(Hook):
     label pixel counts for each crop that covers it. When the runs of a
     layer cannot be matched to image windows (e.g. test-time augmentation),
     P(expert | class) is left out with one warning.
+
+    Validation and test share one path (MMEngine's ``_before_epoch``,
+    ``_after_iter`` and ``_after_epoch`` with their ``mode``). The grid
+    check of MMSeg's own tools is :class:`GridCheckHook`'s.
 
     Args:
         interval (int, optional): Training iterations between logs.
@@ -118,16 +121,14 @@ class RoutingStatsHook(Hook):
         self._warned: set = set()
         self._seen = 0
         self._real: Optional[int] = None
+        self._log_rule: Tuple[int, bool] = NO_LOGGER_RULE
 
     # Collecting.
     def before_run(self, runner) -> None:
+        """Hook every PatchConvMoE layer of the runner's segmentor."""
         if self._handles:
             return
         model = segmentor_of(runner.model)
-        try:  # MMSeg's own tools: the first point after the model is built
-            check_model_grids(model)
-        except ValueError as exc:
-            raise SetupError(str(exc)) from exc
         self._model = model
         self._layers = dict(sorted(moe_layers(model).items()))
         if not self._layers:
@@ -142,11 +143,14 @@ class RoutingStatsHook(Hook):
                                             with_kwargs=True))
 
     def after_run(self, runner) -> None:
+        """Remove the layer hooks."""
         for handle in self._handles:
             handle.remove()
         self._handles = []
 
     def _collector(self, name: str):
+        """A forward hook for layer ``name``: counts its routing (train) or
+        keeps it for the data samples after the iteration (val, test)."""
 
         def collect(module, args, output) -> None:
             counts = self._counts.get(self._mode)
@@ -155,17 +159,19 @@ class RoutingStatsHook(Hook):
                 return
             if self._mode == 'train':
                 counts[name].add(record)
-            else:  # counted with its data samples after the iteration
+            else:
                 self._pending.setdefault(name, []).append(record)
 
         return collect
 
     def _note_input(self, module, args, kwargs) -> None:
+        """Keep the (H, W) of the segmentor's input batch."""
         inputs = kwargs.get('inputs', args[0] if args else None)
         if isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
             self._input_size = tuple(inputs.shape[-2:])
 
     def _start(self, mode: str, num_classes: int = 0) -> None:
+        """Fresh counts for ``mode``."""
         self._mode = mode
         self._pending = {}
         self._counts[mode] = {
@@ -174,80 +180,72 @@ class RoutingStatsHook(Hook):
             for name, layer in self._layers.items()
         }
 
-    # Training.
+    # Every mode, as MMEngine's Hook dispatches them.
     def before_train(self, runner) -> None:
+        """Fresh training counts (kept across epochs until logged), the
+        LoggerHook's rule, and the stats file continued from
+        ``runner.iter``."""
         self._classes = []
         self._start('train')
+        self._log_rule = _logger_rule(runner)
         if mm_dist.is_main_process():
             self._continue_file(runner, runner.iter)
 
+    def _before_epoch(self, runner, mode: str = 'train') -> None:
+        """Fresh counts at the start of a validation or test epoch."""
+        if mode != 'train':
+            self._begin_eval(runner, mode)
+
+    def _before_iter(self, runner, batch_idx: int, data_batch=None,
+                     mode: str = 'train') -> None:
+        """Count the coming forward passes under ``mode``."""
+        self._mode = mode
+
+    def _after_iter(self, runner, batch_idx: int, data_batch=None,
+                    outputs: Optional[Sequence] = None,
+                    mode: str = 'train') -> None:
+        """Training: log when the LoggerHook logs. Val/test: count the
+        batch's runs with its data samples."""
+        if mode != 'train':
+            self._count_batch(outputs)
+        elif self._layers and self._log_due(runner, batch_idx):
+            self._publish(runner, 'train', runner.iter + 1)
+            for counts in self._counts['train'].values():
+                counts.reset()
+
+    def _after_epoch(self, runner, mode: str = 'train') -> None:
+        """Log a validation or test epoch as a whole."""
+        if mode != 'train':
+            self._end_eval(runner, mode)
+
+    # Training.
     def _continue_file(self, runner, start: int) -> None:
-        """A training run continues the file from the iteration it starts
-        at: the entries an earlier run in the work dir wrote after
-        iteration ``start`` (train and val; logged again now) are dropped,
-        as is a line cut short by a crash. ``start`` is 0 for a fresh run
-        and for a ``--resume`` that found no checkpoint."""
+        """Drop the stats file's entries that this run, starting at
+        iteration ``start``, logs again."""
         path = osp.join(runner.work_dir, self.out_file)
-        if not osp.isfile(path):
-            return
-        with open(path, encoding='utf-8') as file:
-            lines = file.read().splitlines()
-        kept = [line for line in lines if _kept(line, start)]
-        if len(kept) == len(lines):
-            return
-        atomic_write(path, ''.join(line + '\n' for line in kept))
-        dropped = len(lines) - len(kept)
-        print_log(f'RoutingStatsHook: training starts at iteration {start}; '
-                  f'dropped {dropped} entries of {path} written after it',
-                  logger='current')
-
-    def before_train_iter(self, runner, batch_idx: int,
-                          data_batch=None) -> None:
-        self._mode = 'train'
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs=None) -> None:
-        if not self._layers or not self._log_due(runner, batch_idx):
-            return
-        self._publish(runner, 'train', runner.iter + 1)
-        for counts in self._counts['train'].values():
-            counts.reset()
+        dropped = drop_entries_after(path, start)
+        if dropped:
+            print_log(f'RoutingStatsHook: training starts at iteration '
+                      f'{start}; dropped {dropped} entries of {path} '
+                      f'written after it', logger='current')
 
     def _log_due(self, runner, batch_idx: int) -> bool:
-        """The LoggerHook's rule for logging after this iteration."""
-        logger = next((h for h in runner.hooks if isinstance(h, LoggerHook)),
-                      None)
-        interval = self.interval or (logger.interval if logger else
-                                     DEFAULT_LOG_INTERVAL)
+        """Whether to log after this training iteration: when the
+        LoggerHook logs (``LoggerHook.after_train_iter``: every
+        ``interval`` iterations of the epoch, and at the end of an epoch
+        unless ``ignore_last`` and the epoch is longer than the interval),
+        or every ``self.interval`` iterations by the same rule."""
+        interval, ignore_last = self._log_rule
+        interval = self.interval or interval
         if self.every_n_inner_iters(batch_idx, interval):
             return True
-        ignore_last = logger.ignore_last if logger else True
         loader = runner.train_dataloader
         return self.end_of_epoch(loader, batch_idx) and (
             not ignore_last or len(loader) <= interval)
 
     # Validation and test.
-    def before_val_epoch(self, runner) -> None:
-        self._begin_eval(runner, 'val')
-
-    def before_test_epoch(self, runner) -> None:
-        self._begin_eval(runner, 'test')
-
-    def after_val_iter(self, runner, batch_idx: int, data_batch=None,
-                       outputs: Optional[Sequence] = None) -> None:
-        self._count_batch(outputs)
-
-    def after_test_iter(self, runner, batch_idx: int, data_batch=None,
-                        outputs: Optional[Sequence] = None) -> None:
-        self._count_batch(outputs)
-
-    def after_val_epoch(self, runner, metrics=None) -> None:
-        self._end_eval(runner, 'val')
-
-    def after_test_epoch(self, runner, metrics=None) -> None:
-        self._end_eval(runner, 'test')
-
     def _begin_eval(self, runner, mode: str) -> None:
+        """Fresh counts, this rank's real samples and the class names."""
         self._classes = []
         loop = runner.val_loop if mode == 'val' else runner.test_loop
         self._seen, self._real = 0, _real_samples(loop.dataloader)
@@ -260,6 +258,7 @@ class RoutingStatsHook(Hook):
         self._start(mode, len(self._classes))
 
     def _end_eval(self, runner, mode: str) -> None:
+        """Log the epoch's counts at the training step."""
         if self._layers:
             self._publish(runner, mode, _train_step(runner), self._classes)
         self._mode = None
@@ -306,21 +305,10 @@ class RoutingStatsHook(Hook):
                        f'slide inference (test-time augmentation?); '
                        f'P(expert | class) left out for such batches')
             return
-        num_classes = len(self._classes)
         for index in images:
-            sample = outputs[index]
-            label = sample.gt_sem_seg.data[0]
-            valid = label[(label >= 0) & (label < num_classes)].long()
-            pixels = torch.bincount(valid, minlength=num_classes)
-            slots = 0
-            for record, window in zip(records, windows):
-                cells = label_cells(record, tuple(label.shape),
-                                    self._input_size,
-                                    _padding(sample.metainfo),
-                                    _flip(sample.metainfo), window,
-                                    device=label.device)
-                slots = slots + class_expert_counts(
-                    record, index, cells, label, num_classes)[1]
+            pixels, slots = image_class_counts(
+                records, windows, outputs[index], index, self._input_size,
+                len(self._classes))
             self._counts[self._mode][name].add_classes(pixels, slots)
 
     def _windows(self, records: List[RoutingRecord],
@@ -330,12 +318,7 @@ class RoutingStatsHook(Hook):
                                            for r in records):
             return None
         test_cfg = getattr(self._model, 'test_cfg', None) or {}
-        if test_cfg.get('mode', 'whole') == 'slide':
-            windows = slide_windows(self._input_size,
-                                    tuple(test_cfg['crop_size']),
-                                    tuple(test_cfg['stride']))
-        else:
-            windows = [None]
+        windows = inference_windows(test_cfg, self._input_size)
         return windows if len(windows) == len(records) else None
 
     # Reporting.
@@ -348,39 +331,34 @@ class RoutingStatsHook(Hook):
         for name, flat in flats.items():
             counts[name].load_flat(flat)
         layers = {name: c.summary() for name, c in counts.items()}
-        hierarchy = getattr(runner.log_processor, 'log_with_hierarchy', False)
         for name, summary in layers.items():
-            prefix = (f'{mode}/moe/{name}/'
-                      if hierarchy else f'{mode}/moe/{mode}/{name}/')
-            for logged, key in LOGGED.items():
-                runner.message_hub.update_scalar(prefix + logged,
-                                                 summary[key])
-            if self.per_expert:
-                for expert, share in enumerate(summary['usage']):
-                    runner.message_hub.update_scalar(
-                        f'{prefix}usage_expert_{expert}', share)
+            self._log_scalars(runner, mode, name, summary)
         entry = dict(mode=mode, iter=step, run=runner.timestamp,
                      layers=layers)
         if classes:
             entry['classes'] = list(classes)
         self.results[mode] = entry
         if mm_dist.is_main_process():
-            self._write(runner, entry)
+            append_entry(osp.join(runner.work_dir, self.out_file), entry)
             if classes and self.draw_class_maps and mode == 'val':
                 self._draw(runner, entry, step)
 
-    def _write(self, runner, entry: dict) -> None:
-        """Add ``entry`` as a line of the stats file; the file is rewritten
-        whole (:func:`atomic_write`), so a failed write leaves it as it
-        was."""
-        path = osp.join(runner.work_dir, self.out_file)
-        written = ''
-        if osp.isfile(path):
-            with open(path, encoding='utf-8') as file:
-                written = file.read()
-        atomic_write(path, written + json.dumps(entry) + '\n')
+    def _log_scalars(self, runner, mode: str, name: str,
+                     summary: dict) -> None:
+        """Put one layer's summary into the MessageHub."""
+        hierarchy = getattr(runner.log_processor, 'log_with_hierarchy', False)
+        prefix = (f'{mode}/moe/{name}/'
+                  if hierarchy else f'{mode}/moe/{mode}/{name}/')
+        for logged, key in LOGGED.items():
+            runner.message_hub.update_scalar(prefix + logged, summary[key])
+        if self.per_expert:
+            for expert, share in enumerate(summary['usage']):
+                runner.message_hub.update_scalar(
+                    f'{prefix}usage_expert_{expert}', share)
 
     def _draw(self, runner, entry: dict, step: int) -> None:
+        """Send each layer's P(expert | class) heat map to the
+        visualizer."""
         from ..visualization.routing_charts import class_heat_map
         for name, summary in entry['layers'].items():
             image = class_heat_map(
@@ -391,23 +369,19 @@ class RoutingStatsHook(Hook):
                 f'moe_{name}_expert_given_class', image, step=step)
 
     def _warn(self, key: str, message: str) -> None:
+        """Print ``message`` as a warning once per ``key``."""
         if key not in self._warned:
             self._warned.add(key)
             print_log(message, logger='current', level=logging.WARNING)
 
 
-def _kept(line: str, start: int) -> bool:
-    """Whether a line of the stats file stays when a run resumes at
-    iteration ``start``: whole JSON, and not a train/val entry of a later
-    iteration."""
-    try:
-        entry = json.loads(line)
-    except ValueError:
-        return False
-    if not isinstance(entry, dict):
-        return False
-    later = isinstance(entry.get('iter'), int) and entry['iter'] > start
-    return not (entry.get('mode') in ('train', 'val') and later)
+def _logger_rule(runner) -> Tuple[int, bool]:
+    """The runner's LoggerHook's (interval, ignore_last), or
+    :data:`NO_LOGGER_RULE` without one."""
+    for hook in runner.hooks:
+        if isinstance(hook, LoggerHook):
+            return hook.interval, hook.ignore_last
+    return NO_LOGGER_RULE
 
 
 def _real_samples(dataloader) -> Optional[int]:
@@ -422,6 +396,7 @@ def _real_samples(dataloader) -> Optional[int]:
 
 
 def _device_of(layer: nn.Module) -> Optional[torch.device]:
+    """Device of the layer's parameters (None without any)."""
     parameter = next(layer.parameters(), None)
     return parameter.device if parameter is not None else None
 
@@ -432,15 +407,3 @@ def _train_step(runner) -> int:
     if loop is None or isinstance(loop, dict):
         return 0
     return runner.iter
-
-
-def _padding(metainfo: dict) -> Sequence[int]:
-    """(left, right, top, bottom) padding, read as MMSeg's
-    postprocess_result reads it."""
-    if 'img_padding_size' in metainfo:
-        return metainfo['img_padding_size']
-    return metainfo.get('padding_size', (0, 0, 0, 0))
-
-
-def _flip(metainfo: dict) -> Optional[str]:
-    return metainfo.get('flip_direction') if metainfo.get('flip') else None

@@ -4,12 +4,14 @@ Per record: :func:`expert_usage`, :func:`routing_health`. Over many
 forward passes: :class:`RoutingCounts` sums what the statistics need and
 gives them with :meth:`RoutingCounts.summary`; its sums travel as one flat
 tensor (:meth:`RoutingCounts.flat`), so a distributed run can add them up
-over ranks. P(expert | class) needs the ground truth: :func:`label_cells`
-finds the grid cell of every label pixel and :func:`class_expert_counts`
-counts the pixels of each class in each expert's patches.
+over ranks. P(expert | class) needs the ground truth: :func:`axis_cells`
+and :func:`grid_cells` give the grid cell of every label pixel from plain
+sizes and offsets, and :func:`class_expert_counts` counts the pixels of
+each class in each expert's patches. Reading those sizes and offsets from
+a framework's data samples is the caller's job.
 """
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -282,67 +284,76 @@ class RoutingCounts:
         return out
 
 
-def _axis_cells(label_len: int, input_len: int, padding: Tuple[int, int],
-                flip: bool, window: Tuple[int, int], out_len: int,
-                starts: Sequence[int], device: torch.device) -> Tensor:
-    """Grid row (or column) of each label pixel along one axis; -1 where
-    the pixel falls outside the window the layer saw."""
+def _output_pixels(position: Tensor, window: Tuple[float, float],
+                   out_len: int) -> Tensor:
+    """Output pixel under each input position, for a layer whose output
+    of ``out_len`` pixels covers ``window`` of its input axis.
+
+    Args:
+        position (Tensor): Input positions (L,), float64.
+        window (tuple): (first, stop) of the input the layer saw.
+        out_len (int): Output pixels along the axis.
+
+    Returns:
+        Tensor: (L,) long, clamped to [0, out_len).
+    """
+    first, stop = window
+    out = ((position - first) * out_len / (stop - first)).floor().long()
+    return out.clamp(0, out_len - 1)
+
+
+def axis_cells(label_len: int, span: Tuple[float, float],
+               window: Tuple[float, float], out_len: int,
+               starts: Sequence[int], reverse: bool = False,
+               device: Optional[torch.device] = None) -> Tensor:
+    """The grid row (or column) each label pixel falls in, along one axis.
+
+    The label's pixels evenly cover ``span`` of the layer's input axis
+    (the last label pixel first if ``reverse``); the layer's output covers
+    ``window`` of that axis and is cut into cells that begin at the
+    output pixels ``starts``. A label pixel counts where its centre is.
+
+    Args:
+        label_len (int): Label pixels along the axis.
+        span (tuple): (first, stop) of the input the label covers.
+        window (tuple): (first, stop) of the input the layer saw.
+        out_len (int): Output pixels of the layer along the axis.
+        starts (sequence[int]): First output pixel of each cell, rising.
+        reverse (bool): The label runs against the input (a mirrored
+            input). Default: False.
+        device (torch.device, optional): Device of the result.
+
+    Returns:
+        Tensor: (label_len,) long, the cell of each label pixel; -1 where
+        the pixel lies outside ``window``.
+    """
     centres = (torch.arange(label_len, device=device, dtype=torch.float64) +
                0.5) / label_len
-    if flip:
+    if reverse:
         centres = 1.0 - centres
-    before, after = padding
-    position = before + centres * (input_len - before - after)
-    first, stop = window
-    inside = (position >= first) & (position < stop)
-    out = ((position - first) * out_len / (stop - first)).floor().long()
-    out = out.clamp(0, out_len - 1)
+    first, stop = span
+    position = first + centres * (stop - first)
+    inside = (position >= window[0]) & (position < window[1])
+    out = _output_pixels(position, window, out_len)
     boundaries = torch.tensor(starts, device=device, dtype=torch.long)
     cells = torch.bucketize(out, boundaries, right=True) - 1
     return torch.where(inside, cells, torch.full_like(cells, -1))
 
 
-def label_cells(record: RoutingRecord,
-                label_size: Tuple[int, int],
-                input_size: Tuple[int, int],
-                padding: Sequence[int] = (0, 0, 0, 0),
-                flip: Optional[str] = None,
-                window: Optional[Sequence[int]] = None,
-                device: Optional[torch.device] = None) -> Tensor:
-    """The grid cell each label pixel lies in.
-
-    The label covers the unpadded part of the network input (MMSeg resizes
-    predictions back to the label size the same way); the layer's output
-    covers ``window`` of the input (all of it, or a slide-inference crop)
-    and is cut into the record's cells.
+def grid_cells(rows: Tensor, cols: Tensor, num_cols: int) -> Tensor:
+    """Row-major cell index of every (row, column) pair of a grid.
 
     Args:
-        record (RoutingRecord): The layer's routing (cells in its output
-            pixels).
-        label_size (tuple): (height, width) of the label.
-        input_size (tuple): (height, width) of the network input (padded).
-        padding (sequence): Padding of the input (left, right, top,
-            bottom), as MMSeg's ``img_padding_size``.
-        flip (str, optional): 'horizontal' or 'vertical' if the input was
-            flipped.
-        window (sequence, optional): (y1, y2, x1, x2) of the input the
-            layer saw. Default: the whole input.
-        device (torch.device, optional): Device of the result.
+        rows (Tensor): Grid row per pixel row (H,), -1 for none (as
+            :func:`axis_cells` gives).
+        cols (Tensor): Grid column per pixel column (W,), -1 for none.
+        num_cols (int): Cells per grid row.
 
     Returns:
-        Tensor: (H_label, W_label) long, the cell index within one image's
-        grid (row-major), -1 outside the window.
+        Tensor: (H, W) long, the cell index; -1 where the row or the
+        column is -1.
     """
-    height, width = input_size
-    y1, y2, x1, x2 = window if window is not None else (0, height, 0, width)
-    left, right, top, bottom = padding
-    rows = _axis_cells(label_size[0], height, (top, bottom),
-                       flip == 'vertical', (y1, y2), record.out_size[0],
-                       record.row_starts, device)
-    cols = _axis_cells(label_size[1], width, (left, right),
-                       flip == 'horizontal', (x1, x2), record.out_size[1],
-                       record.col_starts, device)
-    cells = rows[:, None] * len(record.col_starts) + cols[None, :]
+    cells = rows[:, None] * num_cols + cols[None, :]
     outside = (rows[:, None] < 0) | (cols[None, :] < 0)
     return cells.masked_fill(outside, -1)
 
@@ -358,7 +369,7 @@ def class_expert_counts(record: RoutingRecord, image_index: int,
         record (RoutingRecord): The routing of the batch holding the image.
         image_index (int): The image's index in the batch.
         cells (Tensor): Cell per label pixel (H, W), from
-            :func:`label_cells`; -1 is left out.
+            :func:`grid_cells`; -1 is left out.
         label (Tensor): Class per pixel (H, W); values outside
             [0, num_classes) (ignore index) are left out.
         num_classes (int): C.
@@ -380,25 +391,3 @@ def class_expert_counts(record: RoutingRecord, image_index: int,
     for slot in range(experts.shape[1]):
         slots.index_add_(1, experts[:, slot], class_cell)
     return class_cell.sum(dim=1), slots
-
-
-def slide_windows(input_size: Tuple[int, int], crop_size: Tuple[int, int],
-                  stride: Tuple[int, int]) -> List[Tuple[int, int, int, int]]:
-    """The crops of MMSeg's slide inference, in the order it runs them.
-
-    Returns:
-        list[tuple]: (y1, y2, x1, x2) per crop.
-    """
-    height, width = input_size
-    crop_h, crop_w = crop_size
-    stride_h, stride_w = stride
-    rows = max(height - crop_h + stride_h - 1, 0) // stride_h + 1
-    cols = max(width - crop_w + stride_w - 1, 0) // stride_w + 1
-    windows = []
-    for i in range(rows):
-        for j in range(cols):
-            y2 = min(i * stride_h + crop_h, height)
-            x2 = min(j * stride_w + crop_w, width)
-            windows.append((max(y2 - crop_h, 0), y2, max(x2 - crop_w, 0), x2))
-    return windows
-

@@ -128,7 +128,8 @@ def trained(tmp_path_factory):
     })
     cfg = load_config(CONFIG, options)
     assert [h['type'] for h in cfg.custom_hooks] == [
-        'RoutingStatsHook', 'RandomStateHook', 'CheckpointFitHook']
+        'RoutingStatsHook', 'GridCheckHook', 'RandomStateHook',
+        'CheckpointFitHook']
     cfg.work_dir = str(tmp_path_factory.mktemp('work'))
     # A fresh visualizer: MMEngine hands out an existing instance of the
     # same name (with its old save dir) if an earlier test made one.
@@ -200,9 +201,8 @@ def test_validation_statistics_and_expert_given_class(trained):
     assert _varied(records)
     path = pathlib.Path(runner.work_dir, 'routing_stats.json')
     entries = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [(e['mode'], e['iter']) for e in entries] == [('train', 1),
-                                                        ('train', 2),
-                                                        ('val', 2)]
+    assert [(e['mode'], e['iter']) for e in entries] == [
+        ('train', 1), ('train', 2), ('val', 2)]
     val = entries[-1]
     assert len(val['classes']) == CLASSES and val['classes'][0] == 'road'
     summary = val['layers'][LAYER]
@@ -377,6 +377,56 @@ def test_the_mode_is_named_once_in_the_logged_tag(tmp_path, hierarchy, key,
     _train_step(hook, runner, model, 0)
     scalars = runner.message_hub.log_scalars
     assert key in scalars and other not in scalars
+
+
+def test_one_method_per_stage_for_every_mode():
+    """MMEngine's Hook sends before_val_epoch, after_test_iter, ... to
+    _before_epoch / _after_iter / _after_epoch with the mode."""
+    own = vars(RoutingStatsHook)
+    for stage in ('before_val_epoch', 'before_test_epoch', 'after_val_iter',
+                  'after_test_iter', 'after_val_epoch', 'after_test_epoch',
+                  'before_train_iter', 'after_train_iter'):
+        assert stage not in own, stage
+    for method in ('_before_epoch', '_before_iter', '_after_iter',
+                   '_after_epoch'):
+        assert method in own, method
+    stages = set(RoutingStatsHook().get_triggered_stages())
+    assert {'before_val_epoch', 'after_test_iter', 'after_val_epoch',
+            'after_train_iter'} <= stages
+
+
+def _logged_iterations(tmp_path, logger, hook, length=5) -> list:
+    """The iterations (1-based) after which ``hook`` logs in one epoch of
+    ``length`` training iterations with ``logger`` as the LoggerHook."""
+    from mmengine.hooks import LoggerHook
+    model = _TwoLayers()
+    runner = _Runner(model, tmp_path)
+    runner.hooks = [LoggerHook(**logger)] if logger is not None else []
+    runner.train_dataloader = list(range(length))
+    hook.before_run(runner)
+    hook.before_train(runner)
+    logged = []
+    for batch_idx in range(length):
+        runner.iter = batch_idx
+        _train_step(hook, runner, model, batch_idx)
+        if hook.results.get('train', {}).get('iter') == batch_idx + 1:
+            logged.append(batch_idx + 1)
+    return logged
+
+
+@pytest.mark.parametrize('logger,interval,expected', [
+    (dict(interval=2), None, [2, 4]),
+    (dict(interval=2, ignore_last=False), None, [2, 4, 5]),
+    (dict(interval=5), None, [5]),
+    (dict(interval=7), None, [5]),  # an epoch shorter than the interval
+    (dict(interval=1), 2, [2, 4]),  # the hook's own interval
+    (dict(interval=1, ignore_last=False), 3, [3, 5]),
+    (None, None, [5]),  # no LoggerHook: MMSeg's interval 50
+])
+def test_logs_when_the_logger_hook_logs(tmp_path, logger, interval,
+                                        expected):
+    hook = RoutingStatsHook(interval=interval)
+    assert _logged_iterations(tmp_path, logger, hook) == expected
 
 
 def test_layer_names_do_not_depend_on_wrappers(tmp_path):

@@ -7,9 +7,8 @@ import torch
 from torch import nn
 
 from moe_seg_plugin.moe import MoEImportanceLoss, PatchConvMoE, top_k_route
-from moe_seg_plugin.moe.statistics import (RoutingCounts,
-                                           class_expert_counts, label_cells,
-                                           slide_windows)
+from moe_seg_plugin.moe.statistics import (RoutingCounts, axis_cells,
+                                           class_expert_counts, grid_cells)
 
 N = 4
 
@@ -140,24 +139,35 @@ def _record_with_cells(grid=(2, 2), size=(4, 4), batch=1):
     return layer.last_routing
 
 
-def test_label_cells_identity_scale_padding_flip_and_window():
-    record = _record_with_cells()  # 4x4 output, cells of 2x2 pixels
-    expected = torch.tensor([[0, 0, 1, 1]] * 2 + [[2, 2, 3, 3]] * 2)
-    assert torch.equal(label_cells(record, (4, 4), (4, 4)), expected)
-    # A label at twice the size: each cell covers 4x4 label pixels.
-    big = label_cells(record, (8, 8), (4, 4))
-    assert torch.equal(big, expected.repeat_interleave(2, 0)
-                       .repeat_interleave(2, 1))
-    # Input padded by 2 columns on the right: the 2x2 unpadded input holds
-    # the label, its pixels all in the left cells' columns 0-1.
-    padded = label_cells(record, (4, 2), (4, 4), padding=(0, 2, 0, 0))
-    assert torch.equal(padded, expected[:, :2])
-    flipped = label_cells(record, (4, 4), (4, 4), flip='horizontal')
-    assert torch.equal(flipped, expected.flip(1))
-    # The layer saw only the right half (a slide crop of 4x2 input pixels).
-    half = label_cells(record, (4, 4), (4, 4), window=(0, 4, 2, 4))
-    assert (half[:, :2] == -1).all()
-    assert torch.equal(half[:, 2:], torch.tensor([[0, 1]] * 2 + [[2, 3]] * 2))
+def test_axis_cells_scale_span_reverse_and_window():
+    starts = [0, 2]  # a 4-pixel output axis cut into cells of 2
+    # A label as long as the input, the output covering all of it.
+    assert axis_cells(4, (0, 4), (0, 4), 4, starts).tolist() == [0, 0, 1, 1]
+    # Twice as long: each cell holds 4 label pixels.
+    assert axis_cells(8, (0, 4), (0, 4), 4, starts).tolist() == \
+        [0] * 4 + [1] * 4
+    # The label covers input pixels 0-1 only (2 padded after it).
+    assert axis_cells(2, (0, 2), (0, 4), 4, starts).tolist() == [0, 0]
+    # ... or 2-3 (padded before it).
+    assert axis_cells(2, (2, 4), (0, 4), 4, starts).tolist() == [1, 1]
+    assert axis_cells(4, (0, 4), (0, 4), 4, starts,
+                      reverse=True).tolist() == [1, 1, 0, 0]
+    # The layer saw input pixels 2-3, its 4 output pixels spread over them.
+    assert axis_cells(4, (0, 4), (2, 4), 4, starts).tolist() == \
+        [-1, -1, 0, 1]
+
+
+def test_axis_cells_uneven_cells_and_device():
+    cells = axis_cells(6, (0, 6), (0, 6), 3, [0, 1], device='cpu')
+    assert cells.tolist() == [0, 0, 1, 1, 1, 1]
+    assert cells.dtype == torch.long and cells.device.type == 'cpu'
+
+
+def test_grid_cells_row_major_with_outside_marked():
+    rows = torch.tensor([0, 1, -1])
+    cols = torch.tensor([-1, 0, 1])
+    assert grid_cells(rows, cols, 2).tolist() == [[-1, 0, 1], [-1, 2, 3],
+                                                  [-1, -1, -1]]
 
 
 def test_class_expert_counts_by_hand():
@@ -165,18 +175,10 @@ def test_class_expert_counts_by_hand():
         _record_with_cells(batch=2),
         experts=torch.tensor([[0], [1], [2], [3], [3], [3], [1], [1]]),
         top_k=1)
-    cells = label_cells(record, (4, 4), (4, 4))
+    cells = torch.tensor([[0, 0, 1, 1]] * 2 + [[2, 2, 3, 3]] * 2)
     label = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 255], [2, 2, 2, 2],
                           [2, 2, 2, 2]])
     pixels, slots = class_expert_counts(record, 1, cells, label, 3)
     # Image 1: cells 0,1 -> expert 3; cells 2,3 -> expert 1.
     assert pixels.tolist() == [4, 3, 8]
     assert slots.tolist() == [[0, 0, 0, 4], [0, 0, 0, 3], [0, 8, 0, 0]]
-
-
-def test_slide_windows_cover_the_input_like_mmseg():
-    windows = slide_windows((64, 128), (32, 64), (24, 48))
-    # rows: 0, 24, then clipped to 32; cols: 0, 48, then clipped to 64.
-    assert windows == [(y, y + 32, x, x + 64) for y in (0, 24, 32)
-                       for x in (0, 48, 64)]
-    assert slide_windows((20, 30), (32, 64), (24, 48)) == [(0, 20, 0, 30)]

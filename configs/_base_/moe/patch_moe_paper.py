@@ -20,11 +20,14 @@ find_unused_parameters = True
 # Routing statistics of every PatchConvMoE layer (usage, entropy, dead
 # experts, importance CV^2, gate entropy; P(expert | class) at validation),
 # logged at the logger interval and appended to <work_dir>/routing_stats.json.
-# The plugin's tools add the other two to every run; listed here so that
-# MMSeg's own tools get them too: exact --resume (random streams saved with
-# each checkpoint) and refusal of a checkpoint of another model.
+# The plugin's tools give every run the other three; listed here so that
+# MMSeg's own tools get them too: refusal of a grid or patch size that does
+# not fit a MoE layer's map at the crop size (before the first step), exact
+# --resume (random streams saved with each checkpoint) and refusal of a
+# checkpoint of another model.
 custom_hooks = [
     dict(type='RoutingStatsHook'),
+    dict(type='GridCheckHook'),
     dict(type='RandomStateHook'),
     dict(type='CheckpointFitHook')
 ]
