@@ -10,49 +10,17 @@ the stock model, the MoE model with its routing spread over all experts
 each dense layer alone on the input it gets inside the stock model; in
 eval (forward) or as a training step (forward and backward).
 """
-from contextlib import contextmanager
-from typing import Callable, Dict, Iterator
+from typing import Callable, Dict
 
 import torch
 from torch import Tensor, nn
 
 from ..models.injection import moe_layers
-from ..moe.reference import spread_bias
 from .latency import compare_latency
+from .spread import SPREAD_SCALE, spread_routing
 
-#: Logit offset of the spread: far above a fresh gate's logits.
-SPREAD_SCALE = 100.0
-
-
-@contextmanager
-def spread_routing(model: nn.Module) -> Iterator[None]:
-    """Within the block, every PatchConvMoE gate of ``model`` gets the
-    round-robin logit offset of :func:`~..moe.reference.spread_bias`:
-    patch t goes to experts ``(t * k + j) % N``, so every expert is busy
-    while the mixing weights still come from the gate."""
-    biases: Dict[tuple, Tensor] = {}
-
-    def hook_for(top_k: int) -> Callable:
-
-        def hook(module, inputs, logits: Tensor) -> Tensor:
-            key = (*logits.shape, top_k, logits.device, logits.dtype)
-            if key not in biases:
-                biases[key] = spread_bias(
-                    logits.shape[0], logits.shape[1], top_k,
-                    scale=SPREAD_SCALE).to(logits.device, logits.dtype)
-            return logits + biases[key]
-
-        return hook
-
-    handles = [
-        layer.gate.register_forward_hook(hook_for(layer.top_k))
-        for layer in moe_layers(model).values()
-    ]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+__all__ = ['SPREAD_SCALE', 'spread_routing', 'dense_inputs',
+           'measure_floor']
 
 
 def dense_inputs(stock: nn.Module, paths, x: Tensor) -> Dict[str, Tensor]:

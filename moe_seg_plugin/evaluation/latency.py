@@ -1,29 +1,50 @@
-"""Inference latency of a model, measured the same way for every model."""
+"""Inference latency of a model, measured the same way for every model.
+
+One timing loop serves every benchmark: :func:`compare_latency` times
+several runs in one process, in alternating rounds after untimed warm-up
+rounds, and reports medians (on CUDA the clock is read only after the
+queued GPU work is done).
+"""
 import statistics
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Union
 
 import torch
 
+Device = Union[None, str, torch.device]
 
-def _synchronizer(device: Union[None, str, torch.device]) -> Callable:
+
+def on_cuda(device: Device) -> bool:
+    """Whether runs on ``device`` queue their work on a GPU.
+
+    Args:
+        device: A device; None: CUDA if available.
+
+    Returns:
+        bool: True for a CUDA device.
+    """
+    if device is None:
+        return torch.cuda.is_available()
+    return torch.device(device).type == 'cuda'
+
+
+def _synchronizer(device: Device) -> Callable[[], None]:
     """Waits for queued GPU work before a clock is read (no-op on CPU).
 
     Args:
         device: The device the runs use; None: CUDA if available.
+
+    Returns:
+        callable: ``torch.cuda.synchronize`` or a no-op.
     """
-    if device is None:
-        on_gpu = torch.cuda.is_available()
-    else:
-        on_gpu = torch.device(device).type == 'cuda'
-    return torch.cuda.synchronize if on_gpu else (lambda: None)
+    return torch.cuda.synchronize if on_cuda(device) else (lambda: None)
 
 
 @torch.no_grad()
 def measure_latency(run: Callable[[], object],
                     warmup: int = 3,
                     repeats: int = 10) -> Dict[str, float]:
-    """Time ``run()`` after a warm-up.
+    """Time ``run()`` after a warm-up (CUDA synchronised if available).
 
     Args:
         run (callable): One inference (e.g. ``lambda: model(x, mode=
@@ -34,23 +55,15 @@ def measure_latency(run: Callable[[], object],
     Returns:
         dict: ``median_ms``, ``min_ms``, ``max_ms`` over the timed calls.
     """
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (
-        lambda: None)
-    for _ in range(warmup):
-        run()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append((time.perf_counter() - start) * 1000)
-    return dict(median_ms=statistics.median(times), min_ms=min(times),
-                max_ms=max(times))
+    stats = compare_latency({'run': run}, warmup, repeats)['run']
+    return {key: stats[key] for key in ('median_ms', 'min_ms', 'max_ms')}
 
 
 def latency_stats(times_ms: List[float]) -> Dict[str, object]:
     """Median and spread of timings in ms.
+
+    Args:
+        times_ms (list[float]): One timing per timed call.
 
     Returns:
         dict: ``median_ms``, ``mean_ms``, ``min_ms``, ``max_ms``, ``q1_ms``,
@@ -71,23 +84,53 @@ def latency_stats(times_ms: List[float]) -> Dict[str, object]:
 
 def round_order(names: List[str], round_index: int) -> List[str]:
     """The order of the runs in one round: rotated by one per round (for
-    two runs: A B, B A, A B, ...), so neither always runs first."""
+    two runs: A B, B A, A B, ...), so neither always runs first.
+
+    Args:
+        names (list[str]): The runs in their first round's order.
+        round_index (int): Which round (0 first).
+
+    Returns:
+        list[str]: ``names`` rotated left by ``round_index``.
+    """
     shift = round_index % len(names)
     return names[shift:] + names[:shift]
+
+
+def _check_counts(runs: Mapping, warmup: int, repeats: int) -> None:
+    """Raise ValueError for no runs or impossible round counts."""
+    if not runs:
+        raise ValueError('compare_latency: give at least one run')
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f'compare_latency: repeats must be >= 1 and warmup '
+                         f'>= 0, got repeats={repeats}, warmup={warmup}')
+
+
+def _timed_ms(run: Callable[[], object], sync: Callable[[], None],
+              clock: Callable[[], float]) -> float:
+    """Milliseconds of one ``run()``, its queued GPU work included."""
+    sync()
+    start = clock()
+    run()
+    sync()
+    return (clock() - start) * 1000
 
 
 @torch.no_grad()
 def compare_latency(runs: Mapping[str, Callable[[], object]],
                     warmup: int = 3,
                     repeats: int = 10,
-                    device: Union[None, str, torch.device] = None,
-                    clock: Optional[Callable[[], float]] = None
+                    device: Device = None,
+                    clock: Optional[Callable[[], float]] = None,
+                    setup: Optional[Mapping[str, Callable[[], object]]] = None
                     ) -> Dict[str, Dict[str, object]]:
     """Time several inferences in one process, interleaved.
 
     Each round times every run once, in an order rotated per round, so
     drifts of the machine (other load, clock speed, caches) reach all runs
-    alike. Warm-up rounds come first, untimed.
+    alike. Warm-up rounds come first, untimed. Runs are called under
+    ``torch.no_grad()``; a run that needs gradients (a training step)
+    enables them itself (``torch.enable_grad()``).
 
     Args:
         runs (dict[str, callable]): One inference per name, e.g.
@@ -98,35 +141,55 @@ def compare_latency(runs: Mapping[str, Callable[[], object]],
             the queued work is done. Default: CUDA if available.
         clock (callable, optional): Seconds as float. Default:
             ``time.perf_counter``.
+        setup (dict[str, callable], optional): Per name, an untimed call
+            made before every call of that run (e.g. zeroing gradients or
+            setting the layer's top-k for this cell).
 
     Returns:
         dict: Per name, :func:`latency_stats` of its timed calls.
     """
-    if not runs:
-        raise ValueError('compare_latency: give at least one run')
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f'compare_latency: repeats must be >= 1 and warmup '
-                         f'>= 0, got repeats={repeats}, warmup={warmup}')
+    _check_counts(runs, warmup, repeats)
     clock = clock or time.perf_counter
     sync = _synchronizer(device)
+    setup = setup or {}
     names = list(runs)
     for index in range(warmup):
         for name in round_order(names, index):
+            setup.get(name, _nothing)()
             runs[name]()
-    sync()
     times: Dict[str, List[float]] = {name: [] for name in names}
     for index in range(repeats):
         for name in round_order(names, index):
-            start = clock()
-            runs[name]()
-            sync()
-            times[name].append((clock() - start) * 1000)
+            setup.get(name, _nothing)()
+            times[name].append(_timed_ms(runs[name], sync, clock))
     return {name: latency_stats(times[name]) for name in names}
+
+
+def _nothing() -> None:
+    """The setup of a run that needs none."""
+
+
+def median_ms(results: Mapping[str, Mapping[str, object]]
+              ) -> Dict[str, float]:
+    """The median of each run of :func:`compare_latency`'s results.
+
+    Args:
+        results (dict): :func:`compare_latency`'s answer.
+
+    Returns:
+        dict[str, float]: Median milliseconds per name.
+    """
+    return {name: stats['median_ms'] for name, stats in results.items()}
 
 
 def latency_ratio(results: Mapping[str, Mapping[str, object]],
                   numerator: str, denominator: str) -> Dict[str, float]:
     """How much slower ``numerator`` ran than ``denominator``.
+
+    Args:
+        results (dict): :func:`compare_latency`'s answer.
+        numerator (str): The run on top.
+        denominator (str): The run below.
 
     Returns:
         dict: ``ratio`` (ratio of the medians) and ``paired_ratio`` (median

@@ -53,15 +53,3 @@ def test_floor_ratio_and_excess_from_the_medians(pair, train):
     assert result['floor'] == 1 + (layer.top_k - 1) * share
     assert result['ratio'] == ms['moe'] / ms['stock']
     assert result['excess'] == result['ratio'] - result['floor']
-
-
-def test_the_tool_prints_the_floor_table(tool, capsys):
-    code = tool('benchmark_architectures').main([
-        '--floor', '--archs', 'erfnet', '--shape', '64', '128', '--warmup',
-        '0', '--repeats', '1', '--threads', '1'
-    ])
-    assert code == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith('| architecture (layer) | s eval | floor eval')
-    assert lines[2].startswith('| erfnet (`decode_head.convs.0`) | ')
-    assert len(lines[2].split('|')) == 11

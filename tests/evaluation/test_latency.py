@@ -7,7 +7,7 @@ import torch
 from moe_seg_plugin.evaluation.latency import (_synchronizer,
                                                compare_latency,
                                                latency_ratio, latency_stats,
-                                               measure_latency)
+                                               measure_latency, median_ms)
 
 
 class FakeTime:
@@ -90,3 +90,36 @@ def test_measure_latency_keeps_its_interface():
     result = measure_latency(lambda: time.sleep(0.002), warmup=1, repeats=3)
     assert set(result) == {'median_ms', 'min_ms', 'max_ms'}
     assert result['min_ms'] >= 2
+
+
+def test_setup_runs_before_every_call_and_is_not_timed():
+    fake = FakeTime()
+    calls = []
+
+    def setup():
+        calls.append('setup')
+        fake.now += 50 / 1000  # would show in the timing if timed
+
+    runs = {'a': fake.run('a', [9, 2, 4, 3]),
+            'b': fake.run('b', [9, 5, 5, 5])}
+    stats = compare_latency(runs, warmup=1, repeats=3, clock=fake.clock,
+                            setup={'a': setup})
+    assert calls == ['setup'] * 4  # 'a' ran once per round, 4 rounds
+    assert stats['a']['times_ms'] == pytest.approx([2, 4, 3])
+    assert stats['a']['median_ms'] == pytest.approx(3)
+    assert stats['b']['median_ms'] == pytest.approx(5)
+
+
+def test_median_ms_picks_each_runs_median():
+    fake = FakeTime()
+    runs = {'a': fake.run('a', [7, 1, 8]), 'b': fake.run('b', [2, 6, 4])}
+    stats = compare_latency(runs, warmup=0, repeats=3, clock=fake.clock)
+    assert median_ms(stats) == pytest.approx({'a': 7, 'b': 4})
+
+
+def test_measure_latency_takes_the_median_of_the_timed_calls(monkeypatch):
+    fake = FakeTime()
+    monkeypatch.setattr(time, 'perf_counter', fake.clock)
+    result = measure_latency(fake.run('a', [50, 3, 9, 1]), warmup=1,
+                             repeats=3)
+    assert result == pytest.approx(dict(median_ms=3, min_ms=1, max_ms=9))

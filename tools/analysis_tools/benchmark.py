@@ -10,15 +10,16 @@ medians is printed (on CUDA the clock waits for the GPU). Which experts run
 depends on the gate: without a checkpoint the weights are fresh, and a fresh
 gate tends to send every patch to the same k experts, which then run on
 every window; give a trained checkpoint to time a trained model's routing.
+The timing lives in ``moe_seg_plugin/evaluation/model_latency.py``.
 
 Usage:
-    python tools/analysis_tools/benchmark.py CONFIG [CHECKPOINT] [--baseline STOCK_CONFIG
-        [--baseline-checkpoint FILE] | --vs-stock] [--shape H [W]]
+    python tools/analysis_tools/benchmark.py CONFIG [CHECKPOINT]
+        [--baseline STOCK_CONFIG [--baseline-checkpoint FILE] | --vs-stock]
+        [--shape H [W]]
         [--warmup N] [--repeats N] [--device cpu|cuda] [--threads N]
         [--cfg-options key=value ...] [--out FILE.json]
 """
 import argparse
-import os
 import sys
 import warnings
 
@@ -27,7 +28,7 @@ from mmengine.config import DictAction
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    import torch
+    """The command line."""
     parser = argparse.ArgumentParser(
         description='Inference latency of a segmentor: tensor-mode forward, '
         'eval, torch.no_grad, batch 1, random input; warm-up, then median '
@@ -54,9 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='untimed rounds first (default 5)')
     parser.add_argument('--repeats', type=int, default=20,
                         help='timed rounds (default 20)')
-    parser.add_argument(
-        '--device', default='cuda' if torch.cuda.is_available() else 'cpu',
-        help='cpu or cuda[:i] (default: cuda if available, else cpu)')
+    parser.add_argument('--device', default='cpu',
+                        help='cpu (default) or cuda[:i]')
     parser.add_argument('--threads', type=int,
                         help='CPU threads for torch (default: torch\'s)')
     parser.add_argument(
@@ -67,68 +67,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_runs(args: argparse.Namespace, height: int, width: int) -> dict:
-    """One inference per model, by name ('model', and 'stock')."""
-    import torch
-
-    from moe_seg_plugin.engine import load_config
-    from moe_seg_plugin.evaluation.flops import inference_model
-    from moe_seg_plugin.models.stock import count_moe_wrappers, stock_config
-
-    if args.baseline_checkpoint and not (args.baseline or args.vs_stock):
-        raise ValueError('--baseline-checkpoint: give --baseline or '
-                         '--vs-stock too')
-    for path in (args.checkpoint, args.baseline_checkpoint):
-        if path and not os.path.isfile(path):
-            raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    cfg = load_config(args.config, args.cfg_options)
-    configs = {'model': (cfg, args.checkpoint)}
-    if args.baseline:
-        configs['stock'] = (load_config(args.baseline),
-                            args.baseline_checkpoint)
-    elif args.vs_stock:
-        if not count_moe_wrappers(cfg.model):
-            raise ValueError(f'--vs-stock: {args.config} has no MoE '
-                             'wrappers (PatchMoEHead / PatchMoESegmentor)')
-        configs['stock'] = (stock_config(cfg), args.baseline_checkpoint)
-    x = torch.randn(1, 3, height, width, device=args.device)
-    runs = {}
-    for name, (model_cfg, checkpoint) in configs.items():
-        model = inference_model(model_cfg, checkpoint, args.device)
-        runs[name] = (lambda model=model: model(x, mode='tensor'))
-    return runs
-
-
 def benchmark(args: argparse.Namespace) -> dict:
     """Time the models; every figure as a JSON-ready dict."""
     import torch
 
     from moe_seg_plugin.evaluation.flops import input_hw
-    from moe_seg_plugin.evaluation.latency import (compare_latency,
-                                                   latency_ratio)
-    height, width = input_hw(args.shape)
+    from moe_seg_plugin.evaluation.machine import describe_machine
+    from moe_seg_plugin.evaluation.model_latency import (config_latency,
+                                                         model_configs)
+    shape = input_hw(args.shape)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.warmup < 0 or args.repeats < 1:
-        raise ValueError('--warmup must be >= 0 and --repeats >= 1')
-    runs = build_runs(args, height, width)
-    timings = compare_latency(runs, args.warmup, args.repeats, args.device)
+    configs = model_configs(args.config, args.checkpoint, args.baseline,
+                            args.baseline_checkpoint, args.vs_stock,
+                            args.cfg_options)
     result = dict(
         config=args.config, checkpoint=args.checkpoint,
         baseline=args.baseline or ('derived from CONFIG'
-                                   if args.vs_stock else None),
-        shape=[height, width],
-        device=str(args.device), threads=torch.get_num_threads(),
-        warmup=args.warmup, repeats=args.repeats,
-        timed='tensor-mode forward, eval, torch.no_grad, batch 1',
-        latency=timings)
-    if 'stock' in timings:
-        result.update(latency_ratio(timings, 'model', 'stock'))
+                                   if args.vs_stock else None))
+    result.update(config_latency(configs, shape, args.warmup, args.repeats,
+                                 args.device))
+    result['machine'] = describe_machine(args.device)
     return result
 
 
 def report(result: dict) -> str:
+    """The machine, how the models were timed, a table of their timings
+    and the ratio."""
     from prettytable import PrettyTable
+
+    from moe_seg_plugin.evaluation.machine import machine_line
     height, width = result['shape']
     table = PrettyTable(['model', 'median ms', 'min ms', 'max ms', 'IQR ms'])
     table.align['model'] = 'l'
@@ -140,6 +108,7 @@ def report(result: dict) -> str:
             for k in ('median_ms', 'min_ms', 'max_ms', 'iqr_ms')
         ])
     lines = [
+        machine_line(result['machine']),
         f"latency: {result['timed']}, input 1x3x{height}x{width}, "
         f"{result['device']} ({result['threads']} threads), "
         f"{result['warmup']} warm-up + {result['repeats']} timed rounds"

@@ -7,35 +7,27 @@ Usage:
 Overhead = wall (process start to row written) - train - test: starting
 the process, reading the config, building the model, checking the grid,
 measuring FLOPs and latency, writing the row. Printed per run and as the
-median share of a run's training time.
+median share of a run's training time. It reads the timings the sweep's
+runs recorded (``moe_seg_plugin/evaluation/sweep_overhead.py``), so it
+times nothing itself and takes no ``--device``.
 """
 import argparse
-import statistics
 import sys
 
 
-def overhead_rows(sweep_dir: str) -> list:
-    """(run_id, wall, train, test, overhead, overhead / train) per run
-    with timings."""
-    from moe_seg_plugin.sweep.report import load_sweep
-    _, rows = load_sweep(sweep_dir)
-    out = []
-    for row in rows:
-        seconds = row.get('seconds') or {}
-        if row.get('status') != 'done' or 'wall' not in seconds:
-            continue
-        overhead = seconds['wall'] - seconds['train'] - seconds['test']
-        out.append((row['run_id'], seconds['wall'], seconds['train'],
-                    seconds['test'], overhead, overhead / seconds['train']))
-    return out
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('sweep_dir')
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('sweep_dir')
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     from moe_seg_plugin.engine import clear_errors
-    ok, rows = clear_errors(lambda: overhead_rows(args.sweep_dir))
+    from moe_seg_plugin.evaluation.sweep_overhead import (median_share,
+                                                          sweep_overheads)
+    ok, rows = clear_errors(lambda: sweep_overheads(args.sweep_dir))
     if not ok:
         return 2
     if not rows:
@@ -47,9 +39,8 @@ def main(argv=None) -> int:
     for run_id, wall, train, test, overhead, share in rows:
         print(f'| {run_id} | {wall:.1f} | {train:.1f} | {test:.1f} | '
               f'{overhead:.1f} | {100 * share:.1f} % |')
-    median = statistics.median(share for *_, share in rows)
-    print(f'median overhead: {100 * median:.1f} % of a run\'s training '
-          f'time ({len(rows)} runs)')
+    print(f'median overhead: {100 * median_share(rows):.1f} % of a run\'s '
+          f'training time ({len(rows)} runs)')
     return 0
 
 

@@ -12,7 +12,7 @@ so the breaks the MoE layers add stand out.
 Usage:
     python tools/deployment/compile_check.py CONFIG [--capacity-factor F]
         [--backend eager] [--batch 2] [--shape 64 64] [--compare-stock]
-        [--cfg-options key=value ...]
+        [--device cpu|cuda] [--cfg-options key=value ...]
 
 The default backend, ``eager``, traces and checks without generating code
 (no C++ compiler needed); ``inductor`` compiles for real.
@@ -43,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         metavar=('H', 'W'))
     parser.add_argument('--compare-stock', action='store_true',
                         help='check the stock model too')
+    parser.add_argument('--device', default='cpu',
+                        help='where the model runs: cpu (default) or '
+                        'cuda[:i]')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of CONFIG, key=value')
     return parser.parse_args(argv)
@@ -145,10 +148,12 @@ def run(args: argparse.Namespace) -> dict:
     result = dict(config=args.config, backend=args.backend,
                   capacity_factor=args.capacity_factor,
                   model=check(build_model(cfg, args.shape,
-                                          args.capacity_factor), args))
+                                          args.capacity_factor).to(
+                                              args.device), args))
     if args.compare_stock:
         result['stock'] = check(
-            build_model(stock_config(cfg), args.shape, None), args)
+            build_model(stock_config(cfg), args.shape, None).to(
+                args.device), args)
     return result
 
 
