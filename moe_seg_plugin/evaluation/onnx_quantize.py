@@ -119,7 +119,7 @@ def quantize_int8(model, out: str, images: Sequence[Tensor]):
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
         with _quiet_root_logger():  # a warning per 1-d weight (norms)
             quantize_static(prepared, out,
-                        _Calibration(model.graph.input[0].name, images),
+                            _Calibration(model.graph.input[0].name, images),
                             quant_format=QuantFormat.QDQ,
                             per_channel=True,
                             activation_type=QuantType.QUInt8,

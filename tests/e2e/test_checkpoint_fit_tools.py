@@ -63,9 +63,9 @@ def _refused(tool, name: str, argv: list, capsys, path: str) -> str:
 
 def test_test_refuses_another_architecture(tool, street_root, enet_checkpoint,
                                            tmp_path, capsys):
-    _refused(tool, 'test', [CONFIG, enet_checkpoint, '--work-dir', str(tmp_path),
-                      '--cfg-options'] + fast_options(street_root), capsys,
-             enet_checkpoint)
+    _refused(tool, 'test', [CONFIG, enet_checkpoint, '--work-dir',
+                            str(tmp_path), '--cfg-options'] +
+             fast_options(street_root), capsys, enet_checkpoint)
 
 
 def test_export_refuses_another_architecture(tool, enet_checkpoint, tmp_path,
@@ -73,16 +73,17 @@ def test_export_refuses_another_architecture(tool, enet_checkpoint, tmp_path,
     for name in ('onnx', 'onnxscript', 'onnxruntime'):
         pytest.importorskip(name)
     out = tmp_path / 'enet.onnx'
-    _refused(tool, 'export', [CONFIG, enet_checkpoint, '--shape', '64', '128',
-                        '--out', str(out)], capsys, enet_checkpoint)
+    _refused(tool, 'export', [CONFIG, enet_checkpoint, '--shape', '64',
+                              '128', '--out', str(out)], capsys,
+             enet_checkpoint)
     assert not out.exists()
 
 
 def test_training_refuses_it_as_load_from(tool, street_root, enet_checkpoint,
                                           tmp_path, capsys):
-    _refused(tool, 'train', [CONFIG, '--work-dir', str(tmp_path), '--cfg-options']
-             + fast_options(street_root) + [f'load_from={enet_checkpoint}'],
-             capsys, enet_checkpoint)
+    _refused(tool, 'train', [CONFIG, '--work-dir', str(tmp_path),
+                             '--cfg-options'] + fast_options(street_root) +
+             [f'load_from={enet_checkpoint}'], capsys, enet_checkpoint)
     assert not list(tmp_path.glob('iter_*.pth'))
 
 
@@ -110,6 +111,6 @@ def test_a_stock_dense_checkpoint_still_tests(tool, street_root, tmp_path,
                                               capsys):
     stock = _save(STOCK_CONFIG, tmp_path / 'stock.pth')
     code = tool('test').main([CONFIG, stock, '--work-dir',
-                               str(tmp_path / 'work'), '--cfg-options'] +
-                              fast_options(street_root))
+                              str(tmp_path / 'work'), '--cfg-options'] +
+                             fast_options(street_root))
     assert code == 0, capsys.readouterr().err[-4000:]

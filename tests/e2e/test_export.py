@@ -1,4 +1,5 @@
-"""tools/deployment/export.py: a MoE segmentor to ONNX with its routing kept."""
+"""tools/deployment/export.py: a MoE segmentor to ONNX with its routing
+kept."""
 import subprocess
 import sys
 
@@ -13,9 +14,9 @@ SHAPE = ['--shape', '64', '128']
 
 
 def _run(args, expect=0):
-    result = subprocess.run([sys.executable, 'tools/deployment/export.py'] + args,
-                            cwd=ROOT, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, 'tools/deployment/export.py'] + args, cwd=ROOT,
+        capture_output=True, text=True, timeout=600)
     assert result.returncode == expect, (result.stdout[-3000:] +
                                          result.stderr[-3000:])
     return result
@@ -119,10 +120,15 @@ def test_without_capacity_factor_a_layer_has_room_for_every_choice():
     (['none', '--stock-checkpoint', 'x.pth'], "--stock-checkpoint 'x.pth'"),
     (['none', '--threads', '0'], '--threads must be >= 1'),
 ])
-def test_bad_arguments_get_one_line(args, message):
-    result = _run([MOE_CONFIG] + args, expect=2)
-    assert message in result.stderr
-    assert 'Traceback' not in result.stderr
+def test_bad_arguments_get_one_line(tool, args, message, tmp_path,
+                                    monkeypatch, capsys):
+    """Refused before anything is built or written (in-process)."""
+    monkeypatch.chdir(tmp_path)
+    assert tool('export').main([str(ROOT / MOE_CONFIG)] + args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert 'Traceback' not in err
+    assert not list(tmp_path.iterdir())
 
 
 def test_missing_extra_names_it(monkeypatch):

@@ -23,8 +23,8 @@ top-k changes. ``--eval`` runs the config's test loop and metric
 ONNX INT8. The latencies are timed in one process, in alternating rounds.
 
 Usage:
-    python tools/deployment/export.py CONFIG CHECKPOINT --format onnx [--shape H W]
-        [--out FILE.onnx] [--capacity-factor F] [--compare-stock]
+    python tools/deployment/export.py CONFIG CHECKPOINT --format onnx
+        [--shape H W] [--out FILE.onnx] [--capacity-factor F] [--compare-stock]
         [--stock-checkpoint FILE] [--int8 [--calib N]] [--eval]
         [--cfg-options key=value ...]
 
@@ -34,15 +34,16 @@ test set's input size with ``--eval`` or ``--int8``, else 512x1024.
 Needs the export extra: ``pip install -e ".[export]"``.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 import warnings
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 from mmengine.config import DictAction
 
 DEFAULT_SHAPE = (512, 1024)
+#: The MoE and stock checkpoints, None for fresh weights.
+Checkpoints = Tuple[Optional[str], Optional[str]]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -90,8 +91,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _check_args(args: argparse.Namespace) -> Tuple[Optional[str],
-                                                    Optional[str]]:
+def _check_args(args: argparse.Namespace) -> Checkpoints:
     """The checkpoints (None for fresh weights), once the arguments are
     checked; one line naming the argument otherwise."""
     if args.capacity_factor is not None and not args.capacity_factor > 0:
@@ -127,200 +127,45 @@ def _graph_shape(args: argparse.Namespace, cfg) -> Tuple[int, int]:
     return DEFAULT_SHAPE
 
 
-def _export_one(module, path: str, shape, inputs, plans, int8: bool,
-                calibration, test_images, threads: Optional[int]) -> dict:
-    """Export one model, check it and (with ``int8``) quantize it."""
-    from moe_seg_plugin.evaluation.onnx_export import (check_export,
-                                                       cpu_session,
-                                                       export_onnx)
-    from moe_seg_plugin.evaluation.onnx_quantize import quantize_and_check
-    export_onnx(module, shape, path)
-    fp32 = cpu_session(path, threads)
-    result = dict(onnx=path, check=check_export(module, fp32, inputs, plans),
-                  sessions=dict(fp32=fp32), int8=None)
-    if int8:
-        session, result['int8'] = quantize_and_check(path, calibration,
-                                                     test_images, threads)
-        result['sessions']['int8'] = session
-    return result
-
-
 def export_and_check(args: argparse.Namespace) -> dict:
     """Export CONFIG (and the stock model), check, quantize, evaluate and
-    time; the figures."""
+    time; the figures (see ``moe_seg_plugin.evaluation.onnx_deploy``)."""
     from moe_seg_plugin.engine import load_config
-    from moe_seg_plugin.evaluation.onnx_eval import preprocessed_images
-    from moe_seg_plugin.evaluation.onnx_export import (TensorMode,
-                                                       plan_capacity,
-                                                       probe_inputs,
-                                                       require_export_extra)
-    from moe_seg_plugin.models.stock import stock_config
+    from moe_seg_plugin.evaluation.onnx_deploy import Deployment, deploy
+    from moe_seg_plugin.evaluation.onnx_export import require_export_extra
     require_export_extra()
     checkpoint, stock_checkpoint = _check_args(args)
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.cfg_options)
-    shape = _graph_shape(args, cfg)
     name = osp.splitext(osp.basename(args.config))[0]
-    out = args.out or osp.join('work_dirs', 'export', name + '.onnx')
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    calibration = test_images = []
-    if args.int8:
-        calibration = preprocessed_images(cfg, 'train_dataloader',
-                                          args.calib, shape)
-        test_images = preprocessed_images(cfg, 'test_dataloader',
-                                          args.calib, shape)
-    inputs = probe_inputs(shape)
-    models = {'MoE': (TensorMode(_load_model(cfg, checkpoint)).eval(), out)}
-    if args.compare_stock:
-        models['stock'] = (TensorMode(
-            _load_model(stock_config(cfg), stock_checkpoint)).eval(),
-                           osp.splitext(out)[0] + '_stock.onnx')
-    result = dict(config=args.config, shape=list(shape), models={},
-                  calib=len(calibration), layers=[])
-    for key, (module, path) in models.items():
-        plans = plan_capacity(module, args.capacity_factor)
-        result['models'][key] = _export_one(module, path, shape, inputs,
-                                            plans, args.int8, calibration,
-                                            test_images, args.threads)
-        if key == 'MoE':
-            result['layers'] = [vars(plan) for plan in plans]
-    result['latency'] = _time(models, result['models'], inputs[0],
-                              args.runs)
-    if args.eval:
-        result['eval'] = _evaluate(cfg, models, result['models'], shape,
-                                   out, stock_checkpoint)
-    return result
-
-
-def _time(models: dict, exported: dict, x, runs: int) -> Dict[str, float]:
-    """Median latency (ms) of every graph and the MoE model in eager
-    PyTorch, timed in alternating rounds."""
-    import torch
-
-    from moe_seg_plugin.evaluation.latency import compare_latency
-    calls = {}
-    for key, done in exported.items():
-        for precision, session in done['sessions'].items():
-            feed = {session.get_inputs()[0].name: x.numpy()}
-            calls[f'{key} ONNX {precision.upper()}'] = (
-                lambda session=session, feed=feed: session.run(None, feed))
-    moe = models['MoE'][0]
-    calls['MoE PyTorch'] = lambda: moe(x)
-    with torch.no_grad():
-        times = compare_latency(calls, warmup=1, repeats=runs)
-    return {name: stats['median_ms'] for name, stats in times.items()}
-
-
-def _evaluate(cfg, models: dict, exported: dict, shape,
-              out: str, stock_checkpoint: Optional[str]) -> dict:
-    """The test set's metrics per graph (PyTorch, ONNX FP32 / INT8), the
-    stock model's only with its checkpoint."""
-    from moe_seg_plugin.evaluation.onnx_eval import (evaluate_graphs,
-                                                     module_graph,
-                                                     session_graph,
-                                                     test_runner)
-    runner = test_runner(cfg, osp.splitext(out)[0] + '_eval')
-    graphs = {}
-    for key, done in exported.items():
-        if key == 'stock' and stock_checkpoint is None:
-            continue
-        graphs[f'{key} PyTorch'] = module_graph(models[key][0])
-        for precision, session in done['sessions'].items():
-            graphs[f'{key} ONNX {precision.upper()}'] = session_graph(session)
-    return evaluate_graphs(runner, graphs, shape)
-
-
-def _load_model(cfg, checkpoint):
-    """The model of ``cfg`` in eval mode, ``checkpoint`` (if any) loaded
-    once it is checked to fit the model."""
-    from moe_seg_plugin.evaluation.flops import inference_model
-    return inference_model(cfg, checkpoint)
-
-
-def _layer_line(layer: dict, check: dict) -> str:
-    path = layer['path']
-    differ = 'yes' if check['routes_differ'].get(path) else 'no'
-    if layer['capacity_factor'] is None:
-        how = (f"merged kernels, the graph convolves each of the "
-               f"{layer['computed']} patch windows once for "
-               f"{layer['chosen']} choices")
-    else:
-        how = (f"capacity factor {layer['capacity_factor']:g}, the graph "
-               f"computes {layer['computed']} windows for "
-               f"{layer['chosen']} choices")
-    dropped = ', '.join(f'{d[path]:.3f}' for d in check['dropped_share'])
-    return (f'MoE layer {path}: {how}; routing differs between inputs: '
-            f'{differ}; dropped share per input: {dropped}')
-
-
-def report(result: dict) -> str:
-    """The figures as lines."""
-    from moe_seg_plugin.evaluation.onnx_quantize import QUANT_SETTINGS
-    height, width = result['shape']
-    lines = []
-    for key, done in result['models'].items():
-        check = done['check']
-        lines += [
-            f"{key}: exported {result['config']} at 1x3x{height}x{width} "
-            f"to {done['onnx']}" if key == 'MoE' else
-            f"{key}: exported to {done['onnx']}",
-            f'{key}: onnxruntime vs PyTorch, max abs diff per input: ' +
-            ', '.join(f'{d:.2e}' for d in check['max_abs_diff'])
-        ]
-        if key == 'MoE':
-            lines += [_layer_line(layer, check) for layer in result['layers']]
-        int8 = done['int8']
-        if int8:
-            lines.append(
-                f"{key}: INT8 ({QUANT_SETTINGS}; {result['calib']} training "
-                f"images) at {int8['onnx']}; against FP32 on "
-                f"{int8['test_images']} test images: max abs logit diff "
-                f"{int8['max_abs_diff']:.2e}, top class changed at "
-                f"{100 * int8['class_changed']:.2f}% of the logit pixels")
-            for layer, share in zip(result['layers'] if key == 'MoE' else [],
-                                    int8['routing_changed']):
-                lines.append(
-                    f"{key}: INT8 changes the top-k of {100 * share:.1f}% of "
-                    f"the patches of {layer['path']} ({int8['test_images']} "
-                    'test images)')
-    latency = result['latency']
-    lines.append('latency (median, CPU, alternating rounds): ' + ', '.join(
-        f'{name} {ms:.1f} ms' for name, ms in latency.items()))
-    for precision in ('FP32', 'INT8'):
-        moe, stock = (latency.get(f'{key} ONNX {precision}')
-                      for key in ('MoE', 'stock'))
-        if moe and stock:
-            lines.append(f'MoE / stock, onnxruntime {precision}: '
-                         f'{moe / stock:.2f}')
-    if result.get('eval'):
-        lines += ['', '| graph | mIoU | aAcc |', '|---|---|---|']
-        lines += [
-            f"| {name} | {metrics.get('mIoU', float('nan')):.2f} | "
-            f"{metrics.get('aAcc', float('nan')):.2f} |"
-            for name, metrics in result['eval'].items()
-        ]
-        if 'stock' in result['models'] and not any(
-                name.startswith('stock') for name in result['eval']):
-            lines.append('(stock model: fresh weights, not evaluated; give '
-                         '--stock-checkpoint)')
-    return '\n'.join(lines)
+    job = Deployment(
+        config=args.config, shape=_graph_shape(args, cfg),
+        out=args.out or osp.join('work_dirs', 'export', name + '.onnx'),
+        checkpoint=checkpoint, compare_stock=args.compare_stock,
+        stock_checkpoint=stock_checkpoint,
+        capacity_factor=args.capacity_factor, int8=args.int8,
+        calib=args.calib, evaluate=args.eval, threads=args.threads,
+        runs=args.runs)
+    return deploy(cfg, job)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings('ignore')
     from moe_seg_plugin.engine import clear_errors
+    from moe_seg_plugin.evaluation.onnx_report import (MAX_ABS_DIFF,
+                                                       deployment_report,
+                                                       worst_abs_diff)
     ok, result = clear_errors(lambda: export_and_check(args))
     if not ok:
         return 2
-    print(report(result))
-    worst = max(max(done['check']['max_abs_diff'])
-                for done in result['models'].values())
-    if worst > 1e-4:
+    print(deployment_report(result))
+    worst = worst_abs_diff(result)
+    if worst > MAX_ABS_DIFF:
         print(f'error: onnxruntime differs from PyTorch by {worst:.2e} '
-              '(> 1e-4)', file=sys.stderr)
+              f'(> {MAX_ABS_DIFF:g})', file=sys.stderr)
         return 1
     return 0
 
