@@ -1,6 +1,6 @@
-"""tools/analysis_tools/analyze_routing.py on generated data and a fresh checkpoint: its
-files, and numbers that can be known (forced expert, consistency with the
-hook's log and the test metrics)."""
+"""tools/analysis_tools/analyze_routing.py on generated data and a fresh
+checkpoint: its files, and numbers that can be known (forced expert,
+consistency with the hook's log and the test metrics)."""
 import json
 import os
 import subprocess
@@ -16,11 +16,11 @@ LAYER = 'decode_head.convs.0'
 
 def _analyse(street_root, checkpoint, work, *extra, launch=()):
     result = subprocess.run(
-        [sys.executable, *launch, 'tools/analysis_tools/analyze_routing.py', MOE_CONFIG,
-         checkpoint, '--work-dir', str(work), *extra, '--cfg-options'] +
-        fast_options(street_root), cwd=ROOT, capture_output=True, text=True,
-        timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1',
-                              PYTHONPATH=str(ROOT)))
+        [sys.executable, *launch, 'tools/analysis_tools/analyze_routing.py',
+         MOE_CONFIG, checkpoint, '--work-dir', str(work), *extra,
+         '--cfg-options'] + fast_options(street_root), cwd=ROOT,
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT)))
     assert result.returncode == 0, (result.stdout[-3000:] +
                                     result.stderr[-3000:])
     return result
@@ -75,7 +75,7 @@ def test_report_files_and_numbers(gated):
 
 
 def test_two_processes_sum_their_counts(gated, street_root,
-                                       fresh_checkpoint, tmp_path):
+                                        fresh_checkpoint, tmp_path):
     # Each of the 2 ranks tests one of the 2 images; the report must hold
     # the statistics of both, as the single-process run does.
     _analyse(street_root, fresh_checkpoint, tmp_path, '--launcher', 'pytorch',
@@ -123,18 +123,19 @@ def test_help_and_clear_errors(tool, street_root, fresh_checkpoint, tmp_path,
     assert done.value.code == 0
     assert '--force-expert' in capsys.readouterr().out
 
-    code, seen = _main(tool, [MOE_CONFIG, str(tmp_path / 'absent.pth')], capsys)
+    code, seen = _main(tool, [MOE_CONFIG, str(tmp_path / 'absent.pth')],
+                       capsys)
     assert code == 2
     assert 'absent.pth' in seen.err and 'Traceback' not in seen.err
 
     options = ['--cfg-options'] + fast_options(street_root)
     code, seen = _main(tool, [MOE_CONFIG, fresh_checkpoint, '--work-dir',
-                        str(tmp_path), '--force-expert', '8'] + options,
-                       capsys)
+                              str(tmp_path), '--force-expert', '8'] +
+                       options, capsys)
     assert code == 2
     assert '--force-expert 8' in seen.err and '0 to 7' in seen.err
 
     stock = MOE_CONFIG.replace('patchmoe_', '')
     code, seen = _main(tool, [stock, fresh_checkpoint, '--work-dir',
-                        str(tmp_path)] + options, capsys)
+                              str(tmp_path)] + options, capsys)
     assert code == 2 and 'no PatchConvMoE layer' in seen.err
