@@ -17,8 +17,6 @@ import os.path as osp
 import sys
 import time
 
-import numpy as np
-
 CONFIGS = {
     'ERFNet (stock)':
     'configs/erfnet/erfnet_fcn_1xb4-1k_street-cityscapes-256x256.py',
@@ -130,15 +128,15 @@ def latency_ms(runner) -> float:
 
 
 def save_routing_map(runner, args: argparse.Namespace) -> str:
-    """Draw the routing of the first validation image next to the
-    prediction; returns the PNG path."""
+    """Draw the routing of the first validation image next to its ground
+    truth and prediction; returns the PNG path."""
     import mmcv
     import torch
-    from mmengine.structures import PixelData
-    from mmseg.visualization import SegLocalVisualizer
 
     from moe_seg_plugin.models import moe_layers
-    from moe_seg_plugin.visualization import draw_routing_map
+    from moe_seg_plugin.visualization import save_png
+    from moe_seg_plugin.visualization.routing_picture import \
+        routing_beside_labels
 
     model = runner.model
     model.eval()
@@ -149,31 +147,13 @@ def save_routing_map(runner, args: argparse.Namespace) -> str:
     with torch.no_grad():
         result = model.predict(data['inputs'], data['data_samples'])[0]
     image = mmcv.imread(sample['data_samples'].img_path, channel_order='rgb')
-    zoom = max(1, 384 // image.shape[0])  # small scenes are drawn larger
-    image = mmcv.imrescale(image, zoom, interpolation='nearest')
-    for key in ('pred_sem_seg', 'gt_sem_seg'):
-        result.set_data(
-            {key: PixelData(data=_zoom(result.get(key).data, zoom))})
     _, layer = next(iter(moe_layers(model).items()))
-    routing = draw_routing_map(image, layer.last_routing)
-    visualizer = SegLocalVisualizer(
-        name=f'demo_{time.time_ns()}', alpha=0.6,
-        vis_backends=[dict(type='LocalVisBackend')],
-        save_dir=osp.join(args.work_dir, 'vis'))
-    visualizer.dataset_meta = dataset.metainfo
-    panels = [routing]
-    for key in ('gt', 'pred'):
-        visualizer.add_datasample(key, image, result, draw_gt=key == 'gt',
-                                  draw_pred=key == 'pred', show=False)
-        panels.append(visualizer.get_image())
-    picture = np.concatenate(panels, axis=1)
+    picture = routing_beside_labels(image, result, layer.last_routing,
+                                    dataset.metainfo,
+                                    osp.join(args.work_dir, 'vis'))
     out = osp.join(args.work_dir, 'routing_map.png')
-    mmcv.imwrite(picture[..., ::-1], out)
+    save_png(picture, out)
     return out
-
-
-def _zoom(labels, factor: int):
-    return labels.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
 
 
 def print_table(rows) -> None:

@@ -1,4 +1,5 @@
-"""tools/analysis_tools/visualize_routing.py on generated scenes and a fresh checkpoint."""
+"""tools/analysis_tools/visualize_routing.py on generated scenes and a fresh
+checkpoint."""
 import json
 import pathlib
 import subprocess
@@ -86,27 +87,45 @@ def test_pictures_and_routing_of_a_folder(street_root, fresh_checkpoint,
     assert (drawn[STRIP + y, x] == image[y // ZOOM, x // ZOOM]).all()
 
 
-@pytest.mark.slow
-def test_missing_image_and_stock_model_are_clear_errors(street_root,
-                                                        fresh_checkpoint,
-                                                        tmp_path):
-    missing = _run([MOE_CONFIG, fresh_checkpoint, '--img',
-                    str(tmp_path / 'nope.png')], expect=2)
-    assert f"--img: '{tmp_path / 'nope.png'}' does not exist" in \
-        missing.stderr
-    assert 'Traceback' not in missing.stderr
+@pytest.fixture
+def _current_logger(request):
+    """A current MMEngine logger writing to this test's captured streams
+    (the tool runs in-process and logs to the current one)."""
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance(f'visualize_routing.{request.node.name}')
 
-    stock = _run([STOCK_CONFIG, fresh_checkpoint, '--img',
-                  f'{street_root}/leftImg8bit/val', '--out-dir',
-                  str(tmp_path / 'maps')], expect=2)
-    assert 'has no PatchConvMoE layer' in stock.stderr
-    assert 'Traceback' not in stock.stderr
+
+def _refused(tool, argv, capsys) -> str:
+    """Run the tool in-process; what it printed to stderr."""
+    code = tool('visualize_routing').main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err[-4000:]
+    assert 'Traceback' not in err
+    return err
+
+
+def test_a_missing_image_is_a_clear_error(tool, tmp_path, capsys):
+    err = _refused(tool, [MOE_CONFIG, str(tmp_path / 'model.pth'), '--img',
+                          str(tmp_path / 'nope.png')], capsys)
+    assert f"--img: '{tmp_path / 'nope.png'}' does not exist" in err
+
+
+@pytest.mark.slow
+def test_a_stock_model_is_a_clear_error(tool, street_root, fresh_checkpoint,
+                                        tmp_path, capsys, _current_logger):
+    err = _refused(tool, [str(ROOT / STOCK_CONFIG), fresh_checkpoint,
+                          '--img', f'{street_root}/leftImg8bit/val',
+                          '--out-dir', str(tmp_path / 'maps')], capsys)
+    assert 'has no PatchConvMoE layer' in err
     assert not list(pathlib.Path(tmp_path).rglob('*.png'))
 
 
-def test_help_mentions_whole_mode():
-    result = _run(['--help'])
-    assert "'whole' mode" in result.stdout
+def test_help_mentions_whole_mode(tool, capsys):
+    with pytest.raises(SystemExit) as done:
+        tool('visualize_routing').main(['--help'])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "'whole' mode" in out
     for option in ('--img', '--out-dir', '--layer', '--device',
                    '--cfg-options'):
-        assert option in result.stdout
+        assert option in out

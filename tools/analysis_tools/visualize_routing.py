@@ -13,22 +13,19 @@ Inference runs in 'whole' mode (model.test_cfg.mode='whole' is forced): in
 only the last one.
 
 Usage:
-    python tools/analysis_tools/visualize_routing.py CONFIG CHECKPOINT --img IMG [IMG ...]
-        [--out-dir DIR] [--layer PATH ...] [--device cpu] [--opacity 0.45]
-        [--cfg-options key=value ...]
+    python tools/analysis_tools/visualize_routing.py CONFIG CHECKPOINT
+        --img IMG [IMG ...] [--out-dir DIR] [--layer PATH ...]
+        [--device cpu] [--opacity 0.45] [--cfg-options key=value ...]
 """
 import argparse
 import json
 import os.path as osp
 import sys
-from typing import Dict, List
+from typing import List
 
-import numpy as np
 from mmengine.config import DictAction
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
-MIN_PANEL_HEIGHT = 384  # smaller images are enlarged (nearest) to this
-STRIP = 24  # height of the caption and legend strips, pixels
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -106,91 +103,6 @@ def build_model(args: argparse.Namespace):
     return init_model(cfg, args.checkpoint, device=args.device)
 
 
-def _zoom_labels(sample, factor: int):
-    """A copy of ``sample`` with its prediction enlarged ``factor`` times."""
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    labels = sample.pred_sem_seg.data
-    zoomed = SegDataSample(metainfo=sample.metainfo)
-    zoomed.pred_sem_seg = PixelData(
-        data=labels.repeat_interleave(factor, -2).repeat_interleave(
-            factor, -1))
-    return zoomed
-
-
-def layer_extent(sample) -> tuple:
-    """(height, width), in original image pixels, that a layer's output
-    covers: the model input (resized image, plus any padding) mapped back
-    to the original image."""
-    ori_h, ori_w = sample.ori_shape[:2]
-    img_h, img_w = sample.img_shape[:2]
-    in_h, in_w = (sample.metainfo.get('pad_shape') or sample.img_shape)[:2]
-    return in_h * ori_h / img_h, in_w * ori_w / img_w
-
-
-def caption(text: str, width: int) -> np.ndarray:
-    """A white strip with ``text`` at its left."""
-    from mmengine.visualization import Visualizer
-    strip = np.full((STRIP, width, 3), 255, np.uint8)
-    visualizer = Visualizer(image=strip)
-    visualizer.draw_texts(text, np.array([4, STRIP / 2]), colors='black',
-                          font_sizes=10, vertical_alignments='center')
-    return visualizer.get_image()
-
-
-def picture(image: np.ndarray, sample, layers: Dict[str, object],
-            seg_visualizer, opacity: float) -> np.ndarray:
-    """image | prediction | routing map per layer, with captions and an
-    expert legend; RGB uint8."""
-    import mmcv
-
-    from moe_seg_plugin.visualization.routing_map import (
-        draw_expert_legend, draw_routing_map)
-    zoom = max(1, MIN_PANEL_HEIGHT // image.shape[0])
-    shown = mmcv.imrescale(image, zoom, interpolation='nearest')
-    seg_visualizer.add_datasample('prediction', shown,
-                                  _zoom_labels(sample, zoom), draw_gt=False,
-                                  draw_pred=True, show=False)
-    panels = [('image', shown), ('prediction', seg_visualizer.get_image())]
-    extent = tuple(v * zoom for v in layer_extent(sample))
-    for path, layer in layers.items():
-        drawn = draw_routing_map(shown, layer.last_routing, alpha=opacity,
-                                 extent=extent)
-        panels.append((f'{path}: {layer.num_experts} experts, '
-                       f'top-{layer.top_k}', drawn))
-    width = shown.shape[1]
-    columns = [
-        np.concatenate([caption(title, width), panel], axis=0)
-        for title, panel in panels
-    ]
-    top = np.concatenate(columns, axis=1)
-    experts = max(layer.num_experts for layer in layers.values())
-    legend = np.full((STRIP, top.shape[1], 3), 255, np.uint8)
-    legend[:, 2 * width:] = draw_expert_legend(
-        experts, top.shape[1] - 2 * width, height=STRIP)
-    return np.concatenate([top, legend], axis=0)
-
-
-def routing_summary(sample, layers: Dict[str, object]) -> dict:
-    """Per layer: grid, and per cell its box (original image pixels),
-    experts and weights."""
-    from moe_seg_plugin.visualization.routing_map import routing_cells
-    extent = layer_extent(sample)
-    summary = {}
-    for path, layer in layers.items():
-        record = layer.last_routing
-        cells = routing_cells(record, 0, sample.ori_shape[:2], extent)
-        summary[path] = dict(
-            grid=list(record.grid[1:]),
-            cells=[
-                dict(box=[round(v, 2) for v in cell['box']],
-                     experts=cell['experts'],
-                     weights=[round(w, 4) for w in cell['weights']])
-                for cell in cells
-            ])
-    return summary
-
-
 def _output_name(path: str, used: set) -> str:
     stem = osp.splitext(osp.basename(path))[0]
     name, count = stem, 1
@@ -209,6 +121,9 @@ def visualize(args: argparse.Namespace) -> List[str]:
     from mmseg.visualization import SegLocalVisualizer
 
     from moe_seg_plugin.evaluation.fixed_expert import select_layers
+    from moe_seg_plugin.visualization import save_png
+    from moe_seg_plugin.visualization.routing_picture import (
+        routing_picture, routing_summary)
     paths = image_paths(args.img)
     model = build_model(args)
     layers = select_layers(model, args.layer)
@@ -220,9 +135,10 @@ def visualize(args: argparse.Namespace) -> List[str]:
     for path in paths:
         sample = inference_model(model, path)
         image = mmcv.imread(path, channel_order='rgb')
-        drawn = picture(image, sample, layers, seg_visualizer, args.opacity)
+        drawn = routing_picture(image, sample, layers, seg_visualizer,
+                                args.opacity)
         out = osp.join(args.out_dir, _output_name(path, used))
-        mmcv.imwrite(drawn[..., ::-1], out)
+        save_png(drawn, out)
         written.append(out)
         summaries[path] = dict(png=out, layers=routing_summary(sample, layers))
         bar.update()
