@@ -191,13 +191,35 @@ def test_run_cli_prints_a_setup_error_anywhere(capsys):
     assert capsys.readouterr().err.startswith('error: bad data\n')
 
 
-# The tools as users run them.
+# The tools as users run them: in-process (``main(argv)``), since a refusal
+# needs no process of its own.
+CONFIG = str(ROOT / MOE_CONFIG)
+
+
+@pytest.fixture
+def refusal(tool, capsys, request):
+    """A function running tools/<name>.py in-process and giving its one
+    ``error:`` line (exit code 2, no traceback)."""
+    from mmengine.logging import MMLogger
+
+    # The tool logs to the current MMEngine logger: one on this test's
+    # captured streams, not an earlier test's closed ones.
+    MMLogger.get_instance(f'bad_inputs.{request.node.name}')
+
+    def run(name: str, *argv: str) -> str:
+        code = tool(name).main(list(argv))
+        captured = capsys.readouterr()
+        return error_line(subprocess.CompletedProcess(
+            argv, code, captured.out, captured.err))
+
+    return run
+
+
 @pytest.mark.slow
-def test_train_refuses_an_empty_image_folder(tmp_path):
+def test_train_refuses_an_empty_image_folder(refusal, tmp_path):
     root = _empty_layout(tmp_path / 'data')
-    line = error_line(_cli('train.py', MOE_CONFIG, '--work-dir',
-                            str(tmp_path / 'work'), '--cfg-options',
-                            *fast_options(root)))
+    line = refusal('train', CONFIG, '--work-dir', str(tmp_path / 'work'),
+                   '--cfg-options', *fast_options(root))
     assert line.startswith(
         f"error: train_dataloader.dataset: image folder "
         f"'{root}/leftImg8bit/train' holds no image ending in "
@@ -207,13 +229,13 @@ def test_train_refuses_an_empty_image_folder(tmp_path):
 
 
 @pytest.mark.slow
-def test_test_refuses_a_missing_annotation_folder(street_root,
+def test_test_refuses_a_missing_annotation_folder(refusal, street_root,
                                                   fresh_checkpoint,
                                                   tmp_path):
-    line = error_line(_cli(
-        'test.py', MOE_CONFIG, fresh_checkpoint, '--work-dir',
-        str(tmp_path), '--cfg-options', *fast_options(street_root),
-        'test_dataloader.dataset.data_prefix.seg_map_path=gtFine/absent'))
+    line = refusal(
+        'test', CONFIG, fresh_checkpoint, '--work-dir', str(tmp_path),
+        '--cfg-options', *fast_options(street_root),
+        'test_dataloader.dataset.data_prefix.seg_map_path=gtFine/absent')
     assert line.startswith(
         f"error: test_dataloader.dataset: annotation folder "
         f"'{street_root}/gtFine/absent' (data_prefix.seg_map_path) does not "
@@ -229,39 +251,38 @@ def test_test_refuses_a_missing_annotation_folder(street_root,
      "error: train_cfg: unknown key 'foo' for IterBasedTrainLoop; allowed: "
      "['dynamic_intervals', 'max_iters', 'val_begin', 'val_interval']"),
 ], ids=['decode_head', 'train_cfg'])
-def test_train_refuses_an_unknown_key(street_root, tmp_path, option,
+def test_train_refuses_an_unknown_key(refusal, street_root, tmp_path, option,
                                       expected):
-    line = error_line(_cli('train.py', MOE_CONFIG, '--work-dir',
-                            str(tmp_path), '--cfg-options',
-                            *fast_options(street_root, max_iters=1), option))
+    line = refusal('train', CONFIG, '--work-dir', str(tmp_path),
+                   '--cfg-options', *fast_options(street_root, max_iters=1),
+                   option)
     assert line.startswith(expected)
 
 
 @pytest.mark.slow
-def test_train_refuses_a_config_with_a_syntax_error(tmp_path):
+def test_train_refuses_a_config_with_a_syntax_error(refusal, tmp_path):
     config = tmp_path / 'broken.py'
     config.write_text(f"_base_ = ['{ROOT / MOE_CONFIG}']\n"
                       'model = dict(decode_head=dict(num_classes=19)\n')
-    line = error_line(_cli('train.py', str(config)))
+    line = refusal('train', str(config))
     assert line == (f"error: config file '{config}', line 2: SyntaxError: "
                     f"'(' was never closed (fix the Python syntax there)")
 
 
 @pytest.mark.slow
-def test_train_and_test_refuse_a_truncated_checkpoint(street_root,
+def test_train_and_test_refuse_a_truncated_checkpoint(refusal, street_root,
                                                       fresh_checkpoint,
                                                       tmp_path):
     path = _truncated(fresh_checkpoint, tmp_path)
     expected = (f"error: checkpoint '{path}' is not a readable checkpoint "
                 f'(cut short while saving or copying, or not a torch file)')
-    test = _cli('test.py', MOE_CONFIG, path, '--work-dir',
-                str(tmp_path / 'test'), '--cfg-options',
-                *fast_options(street_root))
-    assert error_line(test).startswith(expected)
-    train = _cli('train.py', MOE_CONFIG, '--work-dir', str(tmp_path / 'train'),
-                 '--cfg-options', *fast_options(street_root, max_iters=1),
-                 f'load_from={path}')
-    assert error_line(train).startswith(expected)
+    test = refusal('test', CONFIG, path, '--work-dir', str(tmp_path / 'test'),
+                   '--cfg-options', *fast_options(street_root))
+    assert test.startswith(expected)
+    train = refusal('train', CONFIG, '--work-dir', str(tmp_path / 'train'),
+                    '--cfg-options', *fast_options(street_root, max_iters=1),
+                    f'load_from={path}')
+    assert train.startswith(expected)
 
 
 # (e) ENet in deterministic mode.
@@ -280,13 +301,14 @@ GRID_ERROR = ("decode_head.convs.0: grid (40, 40) does not fit the layer's "
 
 
 @pytest.mark.slow
-def test_train_refuses_a_grid_that_does_not_fit_the_crop(street_root,
+def test_train_refuses_a_grid_that_does_not_fit_the_crop(refusal,
+                                                         street_root,
                                                          tmp_path):
     """Found when the model is built, before data or the first step."""
-    result = _cli('train.py', MOE_CONFIG, '--work-dir', str(tmp_path),
-                  '--cfg-options', *fast_options(street_root, max_iters=1),
-                  'model.decode_head.moe.grid=(40,40)')
-    assert error_line(result) == f'error: {GRID_ERROR}'
+    line = refusal('train', CONFIG, '--work-dir', str(tmp_path),
+                   '--cfg-options', *fast_options(street_root, max_iters=1),
+                   'model.decode_head.moe.grid=(40,40)')
+    assert line == f'error: {GRID_ERROR}'
     assert not list(tmp_path.rglob('*.pth'))
 
 
