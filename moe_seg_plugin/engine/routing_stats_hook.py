@@ -34,8 +34,8 @@ NO_LOGGER_RULE = (50, True)
 
 @HOOKS.register_module()
 class RoutingStatsHook(Hook):
-    """Logs how the PatchConvMoE layers route (docs/en/advanced/design.md,
-    routing statistics).
+    """Logs how the PatchConvMoE layers route (routing statistics in
+    docs/en/advanced_guides/design.md).
 
     Every forward pass of every PatchConvMoE layer is counted. In training
     the counts since the last log are summed over ranks and logged at the

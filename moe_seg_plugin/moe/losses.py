@@ -1,4 +1,5 @@
-"""Balancing losses on a routing record (formulas in DESIGN.md).
+"""Balancing losses on a routing record (formulas in
+docs/en/advanced_guides/design.md).
 
 Each loss is an ``nn.Module`` called with a :class:`RoutingRecord` and
 returning ``loss_weight`` times its value; ``loss_name`` (which contains

@@ -1,4 +1,5 @@
-"""The invariant of DESIGN.md: one expert with weight 1 is the dense layer."""
+"""The invariant of the design (docs/en/advanced_guides/design.md): one
+expert with weight 1 is the dense layer."""
 import copy
 
 import pytest

@@ -149,9 +149,10 @@ def test_merge_kernels_against_hand_computed():
 ])
 @pytest.mark.parametrize('merge', [True, False])
 def test_one_expert_equals_the_module(dispatch, make, merge):
-    """The N=1 equivalence (DESIGN.md) holds in the conv scope, in eval
-    (merged or not) and in training (the tail's batch norm then normalises
-    the mixed map, which is the module's conv output)."""
+    """The N=1 equivalence (docs/en/advanced_guides/design.md) holds in
+    the conv scope, in eval (merged or not) and in training (the tail's
+    batch norm then normalises the mixed map, which is the module's conv
+    output)."""
     torch.manual_seed(1)
     module = make()
     randomise_batch_norms(module)
