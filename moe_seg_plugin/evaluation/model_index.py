@@ -21,6 +21,10 @@ from ..models.injection import moe_layers
 #: Folders under configs/ that hold no runnable config.
 SKIPPED_FOLDERS = ('_base_', osp.join('ablations', 'families'))
 
+#: The folder under configs/ whose configs vary other architectures' ones;
+#: it has no README of its own.
+ABLATIONS_FOLDER = 'ablations'
+
 #: Collection names of the config folders.
 ARCHITECTURES = {
     'deeplabv3plus': 'DeepLabV3+', 'enet': 'ENet', 'erfnet': 'ERFNet',
@@ -171,6 +175,29 @@ def model_entry(root: str, relative: str, flops: bool = True) -> dict:
     }
 
 
+def collection_readme(name: str, models: List[dict]) -> str:
+    """The README of a collection: ``configs/<folder>/README.md`` of the one
+    architecture folder that holds its configs (ablation presets aside).
+
+    Args:
+        name (str): The collection ('PSPNet').
+        models (list[dict]): Model-index entries (``In Collection``,
+            ``Config``).
+
+    Returns:
+        str: The README's path from the repository root.
+    """
+    folders = sorted({
+        m['Config'].split('/')[1]
+        for m in models if m['In Collection'] == name
+        and m['Config'].split('/')[1] != ABLATIONS_FOLDER
+    })
+    if len(folders) != 1:
+        raise ValueError(f'collection {name!r}: its configs should lie in '
+                         f'one folder under configs/, found {folders}')
+    return f'configs/{folders[0]}/README.md'
+
+
 def model_index(root: str, configs: Optional[List[str]] = None,
                 flops: bool = True, progress=None,
                 kept: Optional[List[dict]] = None) -> dict:
@@ -204,7 +231,7 @@ def model_index(root: str, configs: Optional[List[str]] = None,
         'Collections': [{
             'Name': name,
             'Metadata': {'Architecture': [name]},
-            'README': 'README.md'
+            'README': collection_readme(name, models)
         } for name in collections],
         'Models': models,
     }

@@ -9,6 +9,7 @@ from torch import nn
 
 from moe_seg_plugin.engine import load_config
 from moe_seg_plugin.evaluation.model_index import (architecture_of,
+                                                   collection_readme,
                                                    crop_size, model_entry,
                                                    model_index, moe_settings,
                                                    shipped_configs,
@@ -38,6 +39,34 @@ def test_every_shipped_config_is_listed_once(index):
     assert len(set(names)) == len(names)
     collections = {c['Name'] for c in index['Collections']}
     assert {m['In Collection'] for m in index['Models']} == collections
+
+
+def test_each_collection_points_at_its_folders_readme(index):
+    for collection in index['Collections']:
+        readme = collection['README']
+        folder = readme.split('/')[1]
+        assert readme == f'configs/{folder}/README.md', collection
+        assert osp.isfile(osp.join(ROOT, readme)), readme
+        listed = [
+            m['Config'] for m in index['Models']
+            if m['In Collection'] == collection['Name']
+            and not m['Config'].startswith('configs/ablations/')
+        ]
+        assert listed and all(
+            c.startswith(f'configs/{folder}/') for c in listed), listed
+    assert collection_readme('UPerNet', index['Models']) == (
+        'configs/convnext/README.md')
+
+
+def test_a_collection_spread_over_folders_has_no_readme():
+    models = [{'In Collection': 'PSPNet', 'Config': 'configs/pspnet/a.py'},
+              {'In Collection': 'PSPNet', 'Config': 'configs/other/b.py'},
+              {'In Collection': 'PSPNet',
+               'Config': 'configs/ablations/placement/c.py'}]
+    with pytest.raises(ValueError, match="'other', 'pspnet'"):
+        collection_readme('PSPNet', models)
+    assert collection_readme('PSPNet', models[::2]) == (
+        'configs/pspnet/README.md')
 
 
 def test_update_reuses_listed_entries_and_counts_only_new_configs():

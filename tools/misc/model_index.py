@@ -2,9 +2,11 @@
 
 One entry per shipped config: architecture, training data, crop size,
 parameters and FLOPs at the crop size (batch 1, MoE layers as they run) and
-the PatchConvMoE settings. Run it after adding or changing a config; the
+the PatchConvMoE settings; each architecture's collection points at its
+configs/<folder>/README.md. Run it after adding or changing a config; the
 tests check that the file lists every shipped config with its current
-settings.
+settings, and that each configs/<folder>/README.md lists that folder's
+configs with the same parameters and FLOPs (tests/docs/test_docs.py).
 
 Usage:
     python tools/misc/model_index.py [--out model-index.yml] [--no-flops]
