@@ -45,6 +45,13 @@ INSTALL_REQUIRES = [
 EXPORT = ['onnx>=1.17,<1.24', 'onnxscript>=0.5,<0.8',
           'onnxruntime>=1.20,<1.33']
 
+# The docs (docs/en, MyST Markdown) as MMSeg builds its own: Sphinx with
+# myst-parser. myst-parser 5 is the line that takes markdown-it-py 4, the
+# release rich (through mmengine) installs; 4.x would pull markdown-it-py 3.
+# It needs Sphinx 8 or 9; Sphinx 9.0 and myst-parser 5.2 are the releases
+# tested (tests/docs/test_docs.py); newer majors are left out until checked.
+DOCS = ['sphinx>=8,<10', 'myst-parser>=5,<6']
+
 EXTRAS = {
     # mmsegmentation 1.2.2 refuses mmcv >= 2.2.0.
     # torch <= 2.13.0: 2.13.0 is the newest release these machines hold as a
@@ -65,7 +72,9 @@ EXTRAS = {
     # onnx); onnxruntime checks the graph. The versions tested with it
     # (tests/e2e/test_export.py); newer majors are left out until checked.
     'export': EXPORT,
-    'tests': ['pytest>=7'] + EXPORT,
+    'docs': DOCS,
+    # tests/docs/test_docs.py builds the docs, so the tests need DOCS too.
+    'tests': ['pytest>=7'] + EXPORT + DOCS,
 }
 
 

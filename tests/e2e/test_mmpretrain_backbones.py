@@ -1,6 +1,6 @@
-"""The mmpretrain extra: installed as the README says, UPerNet + ConvNeXt-T
-with a PatchConvMoE inside the backbone trains a step and predicts, and all
-the ConvNeXt configs build and run.
+"""The mmpretrain extra: installed as docs/en/get_started.md says,
+UPerNet + ConvNeXt-T with a PatchConvMoE inside the backbone trains a step
+and predicts, and all the ConvNeXt configs build and run.
 
 The virtual environment sees this one's packages (a path file, as in
 test_mim.py) and gets the plugin with its extra on top:
@@ -25,7 +25,9 @@ pytestmark = pytest.mark.slow
 CONFIG = ('configs/convnext/patchmoe-backbone_upernet_convnext-t_'
           '1xb4-1k_street-cityscapes-256x256.py')
 LAYER = 'backbone.stages.3.0.depthwise_conv'
-#: The README's install command of the extra (run in the checkout).
+#: The docs' page that gives the install command of the extra.
+INSTALL_DOCS = ROOT / 'docs' / 'en' / 'get_started.md'
+#: The install command of the extra (run in the checkout).
 INSTALL = 'pip install -e ".[mmpretrain,tests]"'
 
 
@@ -38,7 +40,7 @@ def _run(args, cwd=ROOT, timeout=900) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope='module')
 def python(tmp_path_factory) -> str:
-    """The venv's python, after the README's install of the extra."""
+    """The venv's python, after the docs' install of the extra."""
     venv = tmp_path_factory.mktemp('mmpretrain_venv')
     made = _run([sys.executable, '-m', 'venv', venv])
     assert made.returncode == 0, made.stderr
@@ -83,8 +85,8 @@ def _options(root: str) -> list:
     ]
 
 
-def test_the_readme_gives_the_install_command():
-    assert INSTALL in (ROOT / 'README.md').read_text()
+def test_the_docs_give_the_install_command():
+    assert INSTALL in INSTALL_DOCS.read_text()
 
 
 def test_the_extra_brings_torch_and_torchvision_that_fit(python):
@@ -127,7 +129,7 @@ def test_convnext_with_moe_in_the_backbone_trains_and_predicts(
 
 
 def test_moe_in_mmpretrain_resnet(python):
-    """The other zoo backbone the README names: a PatchConvMoE at
+    """The other zoo backbone the docs name: a PatchConvMoE at
     ``backbone.layer4.1.conv2`` of ``mmpretrain.ResNet``."""
     code = (
         'import torch, moe_seg_plugin\n'
