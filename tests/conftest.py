@@ -13,6 +13,22 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _forget_new_mmengine_loggers():
+    """Tools run in-process build MMEngine loggers whose handlers write to
+    this test's captured streams, and a Runner names its logger by the
+    second it started, so a run in the next test can get this one back and
+    write to closed streams. Loggers a test creates end with it."""
+    from mmengine.logging import MMLogger
+    before = set(MMLogger._instance_dict)
+    yield
+    for name in set(MMLogger._instance_dict) - before:
+        logger = MMLogger._instance_dict.pop(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+
+
 TOOLS = pathlib.Path(__file__).resolve().parents[1] / 'tools'
 
 
