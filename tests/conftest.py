@@ -6,6 +6,9 @@ import pytest
 import torch
 
 import moe_seg_plugin  # noqa: F401  (compat layer + registrations)
+from moe_seg_plugin.datasets import write_cityscapes
+
+from street_runs import save_fresh_checkpoint  # noqa: I100
 
 
 @pytest.fixture(autouse=True)
@@ -72,3 +75,18 @@ def skip_without_mmpretrain_extra():
             pytest.skip(f'needs the mmpretrain extra ({exc.reason})')
 
     return skip
+
+
+@pytest.fixture(scope='session')
+def street_root(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp('street_cityscapes')
+    write_cityscapes(str(root), num_train=8, num_val=2, height=64, width=128,
+                     seed=3)
+    return str(root)
+
+
+@pytest.fixture(scope='session')
+def fresh_checkpoint(tmp_path_factory) -> str:
+    """A checkpoint of the freshly initialised MoE_CONFIG model."""
+    return save_fresh_checkpoint(
+        tmp_path_factory.mktemp('checkpoint') / 'fresh.pth')

@@ -20,6 +20,8 @@ CONFIG_ROOT = pathlib.Path(__file__).resolve().parents[2] / 'configs'
 CONFIGS = sorted(
     p for p in CONFIG_ROOT.rglob('*.py')
     if '_base_' not in p.parts and 'families' not in p.parts)
+
+
 def _batch(size, num_classes=19, batch=2):
     inputs = torch.rand(batch, 3, *size) * 255
     samples = []

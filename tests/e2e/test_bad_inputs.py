@@ -14,7 +14,7 @@ from mmengine.runner import Runner
 from moe_seg_plugin.engine import (SetupError, as_setup_error,
                                    check_data_roots, load_config, run_cli)
 
-from .conftest import MOE_CONFIG, ROOT, error_line, fast_options
+from street_runs import MOE_CONFIG, ROOT, error_line, fast_options  # noqa: I100
 
 ENET_CONFIG = ('configs/enet/'
                'patchmoe_enet_1xb4-1k_street-cityscapes-256x256.py')

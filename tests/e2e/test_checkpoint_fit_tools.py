@@ -6,7 +6,7 @@ loads. The tools run in-process (``main(argv)``)."""
 import pytest
 import torch
 
-from .conftest import MOE_CONFIG, ROOT, fast_options
+from street_runs import MOE_CONFIG, ROOT, fast_options  # noqa: I100
 
 pytestmark = pytest.mark.slow
 

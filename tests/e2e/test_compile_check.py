@@ -4,7 +4,7 @@ The default mode's one break (the counts read in group_by_expert) is pinned
 on the layer in tests/moe/test_capacity.py."""
 import pytest
 
-from .conftest import MOE_CONFIG, ROOT
+from street_runs import MOE_CONFIG, ROOT  # noqa: I100
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +25,6 @@ def test_capacity_mode_adds_no_graph_break(tool):
 
 
 def test_bad_capacity_factor_gets_one_line(tool, capsys):
-    assert tool('compile_check').main([str(ROOT / MOE_CONFIG), '--capacity-factor',
-                      '-1']) == 2
+    assert tool('compile_check').main(
+        [str(ROOT / MOE_CONFIG), '--capacity-factor', '-1']) == 2
     assert '--capacity-factor must be > 0' in capsys.readouterr().err

@@ -14,7 +14,7 @@ from moe_seg_plugin.evaluation.fixed_expert import (expert_indices, forced,
                                                     select_layers)
 from moe_seg_plugin.moe import PatchConvMoE
 
-from .conftest import MOE_CONFIG, ROOT, fast_options, save_fresh_checkpoint
+from street_runs import MOE_CONFIG, ROOT, fast_options, save_fresh_checkpoint  # noqa: I100
 
 TOOL = 'tools/analysis_tools/eval_fixed_expert.py'
 ONE_EXPERT = ['model.decode_head.moe.num_experts=1',

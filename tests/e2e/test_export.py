@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from .conftest import MOE_CONFIG, ROOT
+from street_runs import MOE_CONFIG, ROOT  # noqa: I100
 
 pytestmark = pytest.mark.slow
 
@@ -152,7 +152,7 @@ def test_int8_and_eval_beside_fp32_and_pytorch(street_root, tmp_path):
     from moe_seg_plugin.evaluation.flops import inference_model
     from moe_seg_plugin.models.stock import stock_config
 
-    from .conftest import fast_options
+    from street_runs import fast_options  # noqa: I100
     checkpoint = save_routed_checkpoint(tmp_path / 'routed.pth', MERGED)
     torch.manual_seed(1)
     stock_model = inference_model(

@@ -18,7 +18,7 @@ import sys
 import pytest
 import torch
 
-from .conftest import MOE_CONFIG, ROOT, error_line
+from street_runs import MOE_CONFIG, ROOT, error_line  # noqa: I100
 
 pytestmark = pytest.mark.slow
 

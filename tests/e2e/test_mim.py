@@ -9,7 +9,7 @@ import sysconfig
 
 import pytest
 
-from .conftest import ROOT, fast_options
+from street_runs import ROOT, fast_options  # noqa: I100
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import pytest
 
 from moe_seg_plugin.datasets import write_cityscapes
 
-from .conftest import ROOT
+from street_runs import ROOT  # noqa: I100
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import sys
 import mmseg
 import pytest
 
-from .conftest import MOE_CONFIG, ROOT
+from street_runs import MOE_CONFIG, ROOT  # noqa: I100
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from .conftest import MOE_CONFIG, ROOT, fast_options
+from street_runs import MOE_CONFIG, ROOT, fast_options  # noqa: I100
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from .conftest import MOE_CONFIG, ROOT
+from street_runs import MOE_CONFIG, ROOT  # noqa: I100
 
 TOOL = 'tools/analysis_tools/visualize_routing.py'
 STOCK_CONFIG = 'configs/erfnet/erfnet_fcn_1xb4-1k_street-cityscapes-256x256.py'

@@ -21,7 +21,7 @@ from moe_seg_plugin.models.heads.patch_moe_head import PatchMoEHead
 from moe_seg_plugin.moe import PatchConvMoE
 
 # Generated street scenes and fast run settings of the end-to-end tests.
-from e2e.conftest import fast_options, street_root  # noqa: F401
+from street_runs import fast_options  # noqa: I100
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -127,8 +127,6 @@ def test_bad_weighting():
         PatchConvMoE(_conv(), weighting='softmax')
 
 
-
-
 @pytest.mark.parametrize('kwargs,match', [
     (dict(gate=dict(type='DoubleConvGAPGate', hiden_channels=8)),
      r"^gate: unknown key 'hiden_channels' for DoubleConvGAPGate \(did you "

@@ -3,7 +3,6 @@ batch norm that gets a one-pixel patch in training does not crash."""
 import pytest
 import torch
 from mmcv.cnn import ConvModule
-from torch import nn
 
 from moe_seg_plugin.moe import PatchConvMoE
 from moe_seg_plugin.moe.reference import naive_forward, spread_bias

@@ -16,7 +16,7 @@ from moe_seg_plugin.sweep.executors import (Progress, SlurmSettings,
 from moe_seg_plugin.sweep.spec import RunSpec
 from moe_seg_plugin.sweep.sweep_dir import record_sweep
 
-from e2e.conftest import fast_options, street_root  # noqa: F401  (fixture)
+from street_runs import fast_options  # noqa: I100
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

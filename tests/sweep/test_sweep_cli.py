@@ -1,8 +1,8 @@
 """tools/analysis_tools/sweep.py end to end on generated scenes: runs in
-fresh processes with at most --jobs at once, one row per run, resumed by running the same
-command again (finished runs skipped, a killed run continued from its last
-checkpoint), a failed run recorded while the others go on; one-line errors
-for bad input."""
+fresh processes with at most --jobs at once, one row per run, resumed by
+running the same command again (finished runs skipped, a killed run
+continued from its last checkpoint), a failed run recorded while the others
+go on; one-line errors for bad input (in-process through main)."""
 import json
 import pathlib
 import subprocess
@@ -12,7 +12,7 @@ import pytest
 
 from moe_seg_plugin.sweep.spec import ROW_KEYS
 
-from e2e.conftest import fast_options, street_root  # noqa: F401  (fixture)
+from street_runs import fast_options  # noqa: I100
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TOOL = 'tools/analysis_tools/sweep.py'
@@ -93,35 +93,44 @@ def test_local_sweep_runs_resumes_and_records_failures(street_root,
         fourth.stderr
 
 
+def _sweep_in_process(tool, capsys, *args: str, expect: int = 0):
+    """The tool's ``main`` in this process (for refusals and --dry-run,
+    where a fresh process proves nothing more); its (stdout, stderr)."""
+    code = tool('sweep').main(list(args))
+    out, err = capsys.readouterr()
+    assert code == expect, out[-3000:] + err[-3000:]
+    return out, err
+
+
 @pytest.mark.parametrize('args,message', [
     (['nosuch'], "unknown family 'nosuch'"),
     (['grid', '--values', 'grid9x9'], "grid9x9"),
     (['grid', '--archs', 'segformer'], "segformer"),
     (['grid', '--jobs', '0'], '--jobs must be >= 1'),
 ])
-def test_bad_input_is_one_line(args, message, tmp_path):
-    result = _sweep(*args, '--work-dir', str(tmp_path), '--dry-run',
-                    expect=2)
-    lines = [line for line in result.stderr.splitlines()
-             if line.startswith('error: ')]
-    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
-    assert 'Traceback' not in result.stderr
+def test_bad_input_is_one_line(tool, capsys, args, message, tmp_path):
+    _, err = _sweep_in_process(tool, capsys, *args, '--work-dir',
+                               str(tmp_path), '--dry-run', expect=2)
+    lines = [line for line in err.splitlines() if line.startswith('error: ')]
+    assert len(lines) == 1 and message in lines[0], err[-2000:]
+    assert 'Traceback' not in err
 
 
-def test_a_sweep_dir_of_another_family_is_refused(tmp_path):
+def test_a_sweep_dir_of_another_family_is_refused(tool, capsys, tmp_path):
     (tmp_path / 'sweep.json').write_text(json.dumps(dict(
         family='gate', dataset='street', runs=[])))
-    result = _sweep('grid', '--archs', 'enet', '--work-dir', str(tmp_path),
-                    expect=2)
+    _, err = _sweep_in_process(tool, capsys, 'grid', '--archs', 'enet',
+                               '--work-dir', str(tmp_path), expect=2)
     assert ("holds a sweep of family 'gate', not 'grid'; choose another "
-            'work dir') in result.stderr
+            'work dir') in err
 
 
-def test_dry_run_lists_the_runs(tmp_path):
-    result = _sweep('top_k', '--archs', 'enet', 'erfnet', '--seeds', '0', '1',
-                    '--work-dir', str(tmp_path), '--dry-run')
+def test_dry_run_lists_the_runs(tool, capsys, tmp_path):
+    out, _ = _sweep_in_process(tool, capsys, 'top_k', '--archs', 'enet',
+                               'erfnet', '--seeds', '0', '1', '--work-dir',
+                               str(tmp_path), '--dry-run')
     # (3 values + stock) x 2 seeds x 2 archs.
-    assert result.stdout.strip().endswith('16 runs')
+    assert out.strip().endswith('16 runs')
     assert not (tmp_path / 'sweep.json').exists()
 
 

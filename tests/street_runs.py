@@ -1,21 +1,13 @@
-"""Tiny generated street scenes and fast settings for end-to-end runs."""
+"""Shared by the tests that run MMSeg on generated street scenes: the repo
+root, the MoE config they train, fast --cfg-options, a saved freshly
+initialised checkpoint and the one error line of a refused tool run. (The
+fixtures giving the scenes and the checkpoint are in tests/conftest.py.)"""
 import pathlib
 import subprocess
 
-import pytest
-
-from moe_seg_plugin.datasets import write_cityscapes
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-MOE_CONFIG = 'configs/erfnet/patchmoe_erfnet_fcn_1xb4-1k_street-cityscapes-256x256.py'
-
-
-@pytest.fixture(scope='session')
-def street_root(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp('street_cityscapes')
-    write_cityscapes(str(root), num_train=8, num_val=2, height=64, width=128,
-                     seed=3)
-    return str(root)
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MOE_CONFIG = ('configs/erfnet/'
+              'patchmoe_erfnet_fcn_1xb4-1k_street-cityscapes-256x256.py')
 
 
 def fast_options(data_root: str, max_iters: int = 4) -> list:
@@ -55,13 +47,6 @@ def save_fresh_checkpoint(path, options=None) -> str:
     model.init_weights()
     torch.save(dict(meta=dict(), state_dict=model.state_dict()), path)
     return str(path)
-
-
-@pytest.fixture(scope='session')
-def fresh_checkpoint(tmp_path_factory) -> str:
-    """A checkpoint of the freshly initialised MoE_CONFIG model."""
-    return save_fresh_checkpoint(
-        tmp_path_factory.mktemp('checkpoint') / 'fresh.pth')
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
