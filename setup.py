@@ -74,7 +74,9 @@ EXTRAS = {
     'export': EXPORT,
     'docs': DOCS,
     # tests/docs/test_docs.py builds the docs, so the tests need DOCS too.
-    'tests': ['pytest>=7'] + EXPORT + DOCS,
+    # pytest.ini runs the suite on two pytest-xdist workers (CI's two
+    # cores); 3.x is the line tested here (3.8).
+    'tests': ['pytest>=7', 'pytest-xdist>=3.5,<4'] + EXPORT + DOCS,
 }
 
 

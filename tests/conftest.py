@@ -1,5 +1,6 @@
 """Shared test fixtures: import the plugin first (as configs do)."""
 import importlib.util
+import os
 import pathlib
 
 import pytest
@@ -9,6 +10,15 @@ import moe_seg_plugin  # noqa: F401  (compat layer + registrations)
 from moe_seg_plugin.datasets import write_cityscapes
 
 from street_runs import save_fresh_checkpoint  # noqa: I100
+
+
+def pytest_configure(config) -> None:
+    """With pytest-xdist's workers (pytest.ini), one thread each: two
+    workers on two cores, and no OpenMP pool of one spinning against the
+    other's (the processes the tests start inherit it)."""
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        os.environ['OMP_NUM_THREADS'] = '1'
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -156,7 +156,7 @@ def test_every_convnext_config_builds_and_runs(python):
     """The config tests on the ConvNeXt configs, which they skip without
     the extra."""
     out = _run([python, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
-                'tests/configs/test_configs.py',
+                '-n', '0', 'tests/configs/test_configs.py',
                 'tests/models/test_stock_cfg.py', '-k', 'convnext', '-rs'])
     assert out.returncode == 0, out.stdout[-3000:]
     assert '9 passed' in out.stdout and 'skipped' not in out.stdout, \
