@@ -1,7 +1,6 @@
 """The sweep report (tables, plots) and the findings check, on synthetic
 sweep directories with hand-chosen mIoUs; and
-tools/analysis_tools/sweep_report.py as a
-subprocess."""
+tools/analysis_tools/sweep_report.py as a subprocess."""
 import csv
 import json
 import math
