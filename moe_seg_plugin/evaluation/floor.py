@@ -17,10 +17,7 @@ from torch import Tensor, nn
 
 from ..models.injection import moe_layers
 from .latency import compare_latency
-from .spread import SPREAD_SCALE, spread_routing
-
-__all__ = ['SPREAD_SCALE', 'spread_routing', 'dense_inputs',
-           'measure_floor']
+from .spread import spread_routing
 
 
 def dense_inputs(stock: nn.Module, paths, x: Tensor) -> Dict[str, Tensor]:

@@ -2,10 +2,10 @@
 error bars (the stock baseline as a band), usage entropy over training per
 value, and P(expert | class) of the best value."""
 import os.path as osp
-import re
 from statistics import mean
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..visualization.routing_report import file_stem
 from .report import (TableRow, finished, is_finite_number, ordered_once,
                      read_routing_stats, rows_of)
 
@@ -26,7 +26,7 @@ def write_plots(sweep_dir: str, out_dir: str, rows: Sequence[dict],
     drawn = {}
     for arch in ordered_once([], [line.arch for line in table]):
         lines = [line for line in table if line.arch == arch]
-        stem = _file_stem(arch)
+        stem = file_stem(arch)
         names = []
         if _plot_miou(lines, osp.join(out_dir, f'miou_{stem}.png')):
             names.append(f'miou_{stem}.png')
@@ -42,10 +42,6 @@ def write_plots(sweep_dir: str, out_dir: str, rows: Sequence[dict],
             names.append(f'expert_given_class_{stem}.png')
         drawn[arch] = names
     return drawn
-
-
-def _file_stem(name: str) -> str:
-    return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)
 
 
 def best_value(lines: Sequence[TableRow]) -> Optional[str]:

@@ -35,10 +35,11 @@ def _is_number(value) -> bool:
     return True
 
 
-def file_stem(layer: str) -> str:
-    """A layer's dotted path as a file-name part (other characters become
+def file_stem(name: str) -> str:
+    """A layer's dotted path or an architecture's name as a file-name part
+    (other characters than letters, digits, ``_``, ``.``, ``-`` become
     ``_``)."""
-    return re.sub(r'[^A-Za-z0-9_.-]+', '_', layer)
+    return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)
 
 
 def write_charts(out_dir: str, result: dict) -> Dict[str, Dict[str, str]]:

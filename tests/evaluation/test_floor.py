@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from moe_seg_plugin.engine import load_config
-from moe_seg_plugin.evaluation.floor import (dense_inputs, measure_floor,
-                                             spread_routing)
+from moe_seg_plugin.evaluation.floor import dense_inputs, measure_floor
+from moe_seg_plugin.evaluation.spread import spread_routing
 from moe_seg_plugin.evaluation.flops import inference_model
 from moe_seg_plugin.models.injection import moe_layers
 
